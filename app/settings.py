@@ -1,0 +1,196 @@
+"""All configuration in one validated class: `LEAVER_*` environment variables, an optional YAML
+file (`LEAVER_CONFIG_FILE`), and `LEAVER_<NAME>_FILE` variables that point at secret files.
+
+A bad value stops the start with one message that names the setting; secrets are `SecretStr`
+and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+SYSTEMS = ("netiq-ig", "sailpoint-isc", "pingone-aic", "sailpoint-iiq", "idhub")
+DEMO_POLICY = Path(__file__).parent / "policy" / "demo_policy.yaml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator."""
+
+
+class HttpSettings(BaseModel):
+    """Per-target HTTP behaviour; defaults follow each backend contract's assumptions."""
+
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(60.0, gt=0)
+    attempts: int = Field(5, ge=1, le=50)
+    retry_budget_seconds: float = Field(60.0, gt=0)
+    requests_per_second: float | None = Field(None, gt=0)
+    max_concurrency: int | None = Field(None, ge=1, le=64)
+    verify_tls: bool = True
+
+
+class TargetSettings(BaseModel):
+    """One IGA target: which system, where, and the service account it signs in with."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    system: Literal["netiq-ig", "sailpoint-isc", "pingone-aic", "sailpoint-iiq", "idhub"]
+    base_url: str
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    #: System-specific knobs, including every value a backend contract marks as assumed.
+    options: dict[str, Any] = Field(default_factory=dict)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEAVER_", env_nested_delimiter="__", extra="forbid")
+
+    config_file: Path | None = None
+    data_dir: Path = Path("leaver-data")
+    database_url: str | None = None
+    #: One `whsec_...` secret, or several separated by spaces while a key is rotated.
+    webhook_secret: SecretStr | None = None
+    #: Bearer token for `/status`, `/ops` and the web page. Generated for the demo if unset.
+    ops_token: SecretStr | None = None
+    policy_file: Path | None = None
+    targets: list[TargetSettings] = Field(default_factory=list)
+
+    workers: int = Field(4, ge=0, le=256)
+    lease_seconds: float = Field(60.0, ge=1)
+    idle_poll_seconds: float = Field(0.5, gt=0)
+    #: Attempts a step gets (with backoff) before its case goes to the dead letters.
+    max_step_attempts: int = Field(8, ge=1)
+    #: How long a removal the IGA reported done may still show in the access list.
+    verify_grace_seconds: float = Field(3600.0, ge=0)
+    #: Tracking polls: first wait, then doubled up to the maximum.
+    track_initial_seconds: float = Field(2.0, gt=0)
+    track_max_seconds: float = Field(900.0, gt=0)
+    #: Wait before resending a batch whose first send left no trace in the IGA.
+    resend_grace_seconds: float = Field(30.0, ge=0)
+    dry_run: bool = False
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    webhook_tolerance_seconds: int = Field(300, ge=1)
+    #: Run migrations at start. Default: yes on SQLite, no on PostgreSQL (use `leaver migrate`).
+    auto_migrate: bool | None = None
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Demo only: serve the built-in simulators under /sim/<system>.
+    mount_simulators: bool | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _FileVariables(settings_cls), env_settings]
+        config_file = os.environ.get("LEAVER_CONFIG_FILE")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ConfigError(f"LEAVER_CONFIG_FILE: no such file: {config_file}")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> Settings:
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def demo(self) -> bool:
+        """No IGA target configured: run against the built-in simulators."""
+        return not self.targets
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'leaver.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else self.is_sqlite
+
+    @property
+    def resolved_policy_file(self) -> Path:
+        return self.policy_file or DEMO_POLICY
+
+    @cached_property
+    def webhook_secrets(self) -> list[str]:
+        raw = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        return raw.split()
+
+    def target(self, name: str) -> TargetSettings | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+
+class _FileVariables(PydanticBaseSettingsSource):
+    """`LEAVER_X_FILE=/run/secrets/x` reads the value of `x` from that file (Docker/K8s secrets)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            path = os.environ.get(f"LEAVER_{name.upper()}_FILE")
+            if not path:
+                continue
+            try:
+                values[name] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"LEAVER_{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from exc
+        return values
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the setting as the operator would write it."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        name = "LEAVER_" + "__".join(loc).upper() if loc else "settings"
+        lines.append(f"{name}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate settings, turning any problem into a ConfigError."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    for secret in settings.webhook_secrets:
+        if not secret.startswith("whsec_"):
+            raise ConfigError("LEAVER_WEBHOOK_SECRET: each secret must start with 'whsec_' (Standard Webhooks)")
+    if not settings.resolved_policy_file.is_file():
+        raise ConfigError(f"LEAVER_POLICY_FILE: no such file: {settings.resolved_policy_file}")
+    return settings
