@@ -107,7 +107,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, _FileVariables(settings_cls), env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _FileVariables(settings_cls),
+            env_settings,
+        ]
         config_file = os.environ.get("LEAVER_CONFIG_FILE")
         if config_file:
             if not Path(config_file).is_file():
@@ -190,7 +194,9 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(describe_validation_error(exc)) from None
     for secret in settings.webhook_secrets:
         if not secret.startswith("whsec_"):
-            raise ConfigError("LEAVER_WEBHOOK_SECRET: each secret must start with 'whsec_' (Standard Webhooks)")
+            raise ConfigError(
+                "LEAVER_WEBHOOK_SECRET: each secret must start with 'whsec_' (Standard Webhooks)"
+            )
     if not settings.resolved_policy_file.is_file():
         raise ConfigError(f"LEAVER_POLICY_FILE: no such file: {settings.resolved_policy_file}")
     return settings

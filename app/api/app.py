@@ -1,0 +1,58 @@
+"""The FastAPI application: intake, status, ops, health, the web page, and (demo) simulators."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import health, ops, status, web
+from app.api.problems import install_problem_handlers
+from app.intake import routes as intake
+from app.runtime import Runtime
+from app.worker.loop import Worker
+
+
+def create_app(
+    rt: Runtime,
+    *,
+    workers: int | None = None,
+    simulators: dict[str, FastAPI] | None = None,
+    open_reads: bool = False,
+) -> FastAPI:
+    """`workers`: in-process worker concurrency (default from settings; 0 = API only).
+    `open_reads`: status pages without a token (the embedded demo only)."""
+    concurrency = rt.settings.workers if workers is None else workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if concurrency > 0:
+            task = asyncio.create_task(Worker(rt, concurrency).run(stop))
+        try:
+            yield
+        finally:
+            app.state.stopping = True
+            stop.set()
+            if task is not None:
+                await task
+            await rt.aclose()
+
+    app = FastAPI(
+        title="leaver",
+        summary="Closes the leaver gap: removes a leaver's remaining access in the IGA, exactly once.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.stopping = False
+    app.state.open_reads = open_reads
+    install_problem_handlers(app)
+    for router in (intake.router, status.router, ops.router, health.router, web.router):
+        app.include_router(router)
+    for system, sim in (simulators or {}).items():
+        app.mount(f"/sim/{system}", sim)
+    return app

@@ -1,0 +1,67 @@
+"""Everything a running process shares: settings, database, one IGA client per target, policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.iga.base import IgaClient
+from app.iga.registry import build_client
+from app.policy.model import Policy, load_policy
+from app.settings import Settings, TargetSettings
+from app.store.db import is_postgres, make_engine, make_sessionmaker
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    targets: list[TargetSettings]
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    policy: Policy
+    clients: dict[str, IgaClient] = field(default_factory=dict)
+
+    @property
+    def postgres(self) -> bool:
+        return is_postgres(self.engine)
+
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def client(self, target: str) -> IgaClient:
+        """The process-wide client of `target`, built on first use (shared rate limits)."""
+        if target not in self.clients:
+            spec = next((t for t in self.targets if t.name == target), None)
+            if spec is None:
+                raise KeyError(f"unknown target {target!r}")
+            self.clients[target] = build_client(spec, transport=self._transports.get(target))
+        return self.clients[target]
+
+    _transports: dict[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
+        await self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    targets: list[TargetSettings] | None = None,
+    transports: dict[str, Any] | None = None,
+) -> Runtime:
+    """Assemble a runtime; `targets` overrides settings (the demo computes its own)."""
+    engine = make_engine(settings.resolved_database_url)
+    runtime = Runtime(
+        settings=settings,
+        targets=list(targets if targets is not None else settings.targets),
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        policy=load_policy(settings.resolved_policy_file),
+    )
+    runtime._transports = dict(transports or {})
+    return runtime

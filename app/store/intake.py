@@ -1,0 +1,94 @@
+"""Storing an inbound event: the event, one case per target and each case's first job, in one
+transaction, exactly once per `webhook-id` and per (`source`, `id`)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.intake.events import LeaverEvent
+from app.store.models import Audit, Case, Event, Job, utcnow
+
+
+@dataclass(frozen=True)
+class Stored:
+    event_id: str
+    duplicate: bool
+    case_ids: tuple[int, ...] = ()
+
+
+def new_event_id() -> str:
+    """Time-ordered and unguessable: `ev_` + 12 hex of milliseconds + 16 random hex."""
+    return f"ev_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+async def _existing(session: AsyncSession, event: LeaverEvent, webhook_id: str | None) -> str | None:
+    conditions: list[ColumnElement[bool]] = [(Event.source == event.source) & (Event.external_id == event.id)]
+    if webhook_id:
+        conditions.append(Event.webhook_id == webhook_id)
+    return await session.scalar(select(Event.id).where(or_(*conditions)).limit(1))
+
+
+async def store_event(
+    sessions: async_sessionmaker[AsyncSession],
+    event: LeaverEvent,
+    *,
+    targets: list[str],
+    webhook_id: str | None,
+    fmt: str = "generic",
+    actor: str = "intake",
+    dry_run: bool = False,
+) -> Stored:
+    """Commit the event with its cases and jobs, or return the first copy's ID."""
+    for attempt in range(2):
+        try:
+            async with sessions() as session, session.begin():
+                first = await _existing(session, event, webhook_id)
+                if first is not None:
+                    return Stored(first, duplicate=True)
+                now = utcnow()
+                row = Event(
+                    id=new_event_id(),
+                    webhook_id=webhook_id,
+                    source=event.source,
+                    external_id=event.id,
+                    format=fmt,
+                    type=event.type,
+                    occurred_at=event.occurred_at,
+                    effective_at=event.effective,
+                    received_at=now,
+                    target=event.target,
+                    user_username=event.user.username,
+                    user_email=event.user.email.lower() if event.user.email else None,
+                    user_employee_id=event.user.employee_id,
+                    user_dn=event.user.dn,
+                    payload=event.model_dump(mode="json"),
+                )
+                session.add(row)
+                session.add(
+                    Audit(
+                        actor=actor,
+                        entity="event",
+                        entity_id=row.id,
+                        event_id=row.id,
+                        before=None,
+                        after="received",
+                        why=f"{event.type} for {event.user.label()} from {event.source}",
+                    )
+                )
+                cases = [Case(event_id=row.id, target=t, state="received", dry_run=dry_run) for t in targets]
+                session.add_all(cases)
+                await session.flush()
+                for case in cases:
+                    session.add(Job(case_id=case.id, run_at=now))
+                return Stored(row.id, duplicate=False, case_ids=tuple(c.id for c in cases))
+        except IntegrityError:
+            # A concurrent delivery of the same event won the race: answer with its ID.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

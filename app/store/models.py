@@ -1,0 +1,183 @@
+"""The database tables. Every state a case or item passes through is also one `audit` row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Event(Base):
+    """An inbound event exactly once: `webhook_id` and (`source`, `external_id`) are dedupe keys."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_events_source_external_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(30), default="generic")
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime]
+    effective_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    target: Mapped[str | None] = mapped_column(String(100))
+    user_username: Mapped[str | None] = mapped_column(String(256), index=True)
+    user_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    user_employee_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    user_dn: Mapped[str | None] = mapped_column(String(1024))
+    payload: Mapped[dict[str, Any]]
+
+    cases: Mapped[list[Case]] = relationship(back_populates="event", order_by="Case.id")
+
+
+class Case(Base):
+    """The work for one event on one IGA target."""
+
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("event_id", "target", name="uq_cases_event_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    target: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    iga_user_id: Mapped[str | None] = mapped_column(String(200))
+    iga_user: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    inventory: Mapped[list[Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    polls: Mapped[int] = mapped_column(default=0)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    event: Mapped[Event] = relationship(back_populates="cases")
+    items: Mapped[list[PlanItem]] = relationship(back_populates="case", order_by="PlanItem.id")
+
+
+class PlanItem(Base):
+    """One access item of a case's plan: what policy decided, and what the IGA did about it."""
+
+    __tablename__ = "plan_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    item_id: Mapped[str] = mapped_column(String(300))
+    item_type: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(500))
+    application: Mapped[str | None] = mapped_column(String(300))
+    privileged: Mapped[bool] = mapped_column(Boolean, default=False)
+    granted_by: Mapped[str] = mapped_column(String(20), default="direct")
+    removable: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    action: Mapped[str] = mapped_column(String(10))
+    rule: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    request_row_id: Mapped[int | None] = mapped_column(ForeignKey("iga_requests.id"))
+    iga_request_id: Mapped[str | None] = mapped_column(String(200))
+    iga_tracking_id: Mapped[str | None] = mapped_column(String(300))
+    iga_status: Mapped[str | None] = mapped_column(String(100))
+    iga_raw_status: Mapped[str | None] = mapped_column(String(100))
+    iga_message: Mapped[str | None] = mapped_column(Text)
+    iga_done_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="items")
+
+
+class IgaRequest(Base):
+    """Write-ahead record of one removal batch: committed as `sending` *before* the HTTP call,
+    so a crash between "sent" and "ID stored" is found and resolved by lookup, never resent blind."""
+
+    __tablename__ = "iga_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    batch_no: Mapped[int]
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    state: Mapped[str] = mapped_column(String(20))  # sending | submitted | failed
+    sends: Mapped[int] = mapped_column(default=0)
+    request_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sent_at: Mapped[datetime | None]
+
+
+class Job(Base):
+    """The queue: one row per open case. A worker owns it while `lease_until` is in the future."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "run_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    run_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    claims: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Audit(Base):
+    """Append-only: who or what changed which state, when, and why."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    entity: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[str] = mapped_column(String(100))
+    event_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    before: Mapped[str | None] = mapped_column(String(40))
+    after: Mapped[str | None] = mapped_column(String(40))
+    why: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,595 @@
+"""The pipeline steps: resolve → plan → submit → track → verify, one per case state.
+
+Each step reads a snapshot, talks to the IGA outside any transaction, then commits its result,
+the case's next state and the job's next run time in one fenced transaction. A crash anywhere
+resumes at the step the case is in. Submissions are write-ahead (see `_submit_batch`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.faults import crash_point
+from app.iga.base import (
+    AccessItem,
+    IgaClient,
+    IgaPermanentError,
+    IgaStatus,
+    IgaUser,
+    RemovalRequest,
+    RequestRef,
+    UserIdentifiers,
+)
+from app.intake.events import LeaverEvent
+from app.metrics import CASES_FINISHED, ITEMS_FINISHED, TIME_TO_REVOKE
+from app.policy.evaluate import evaluate
+from app.runtime import Runtime
+from app.store.models import Audit, Case, Event, IgaRequest, Job, PlanItem, utcnow
+from app.store.queue import Claim, fence
+from app.store.states import CASE_TERMINAL, ITEM_TERMINAL
+
+log = structlog.get_logger(__name__)
+ACTOR = "worker"
+
+
+class Tx:
+    """One fenced write transaction of a step, with the audit trail built in."""
+
+    def __init__(self, rt: Runtime, session: AsyncSession, claim: Claim, case: Case) -> None:
+        self.rt, self.session, self.claim, self.case = rt, session, claim, case
+        self.now = utcnow()
+
+    def audit(self, entity: str, entity_id: str, before: str | None, after: str | None, why: str) -> None:
+        self.session.add(
+            Audit(
+                actor=ACTOR,
+                entity=entity,
+                entity_id=entity_id,
+                event_id=self.case.event_id,
+                case_id=self.case.id,
+                before=before,
+                after=after,
+                why=why,
+            )
+        )
+
+    def case_state(self, state: str, why: str) -> None:
+        case = self.case
+        if case.state == state:
+            return
+        self.audit("case", str(case.id), case.state, state, why)
+        case.state = state
+        case.updated_at = self.now
+        case.attempts = 0
+        if state in CASE_TERMINAL:
+            case.finished_at = self.now
+            CASES_FINISHED.labels(state).inc()
+
+    def item_state(self, item: PlanItem, state: str, why: str) -> None:
+        if item.state == state:
+            return
+        self.audit("item", str(item.id), item.state, state, why)
+        item.state = state
+        item.updated_at = self.now
+        if state in ITEM_TERMINAL:
+            item.finished_at = self.now
+            ITEMS_FINISHED.labels(state).inc()
+
+    async def schedule(self, at: datetime | None) -> None:
+        """Next run of this case's job; None ends the job (the case is terminal)."""
+        if at is None:
+            await self.session.execute(delete(Job).where(Job.id == self.claim.job_id))
+            return
+        job = await self.session.get(Job, self.claim.job_id)
+        assert job is not None
+        job.run_at = at
+
+
+@asynccontextmanager
+async def write(rt: Runtime, claim: Claim) -> AsyncIterator[Tx]:
+    """A fenced transaction with the case and its items loaded fresh."""
+    async with rt.sessions() as session, session.begin():
+        await fence(session, claim, rt.settings.lease_seconds)
+        case = await session.scalar(
+            select(Case)
+            .where(Case.id == claim.case_id)
+            .options(selectinload(Case.items), selectinload(Case.event))
+        )
+        assert case is not None
+        yield Tx(rt, session, claim, case)
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    case_id: int
+    state: str
+    target: str
+    event: LeaverEvent
+    event_id: str
+    user: IgaUser | None
+    items: list[PlanItem]
+    requests: list[IgaRequest]
+    attempts: int
+    polls: int
+    dry_run: bool
+
+
+async def snapshot(rt: Runtime, case_id: int) -> Snapshot:
+    async with rt.sessions() as session:
+        case = await session.scalar(
+            select(Case).where(Case.id == case_id).options(selectinload(Case.items), selectinload(Case.event))
+        )
+        assert case is not None
+        requests = list(await session.scalars(select(IgaRequest).where(IgaRequest.case_id == case_id)))
+        user = None
+        if case.iga_user:
+            user = IgaUser(
+                id=case.iga_user["id"],
+                display_name=case.iga_user.get("display_name"),
+                attributes=case.iga_user.get("attributes", {}),
+                extra=case.iga_user.get("extra", {}),
+            )
+        return Snapshot(
+            case_id=case.id,
+            state=case.state,
+            target=case.target,
+            event=LeaverEvent.model_validate(case.event.payload),
+            event_id=case.event_id,
+            user=user,
+            items=list(case.items),
+            requests=requests,
+            attempts=case.attempts,
+            polls=case.polls,
+            dry_run=case.dry_run,
+        )
+
+
+def access_item(item: PlanItem) -> AccessItem:
+    return AccessItem(
+        id=item.item_id,
+        type=item.item_type,  # type: ignore[arg-type]
+        name=item.name,
+        application=item.application,
+        privileged=item.privileged,
+        granted_by=item.granted_by,  # type: ignore[arg-type]
+        removable=item.removable,
+        extra=item.extra,
+    )
+
+
+def removal(item: PlanItem) -> RemovalRequest:
+    return RemovalRequest(item=access_item(item), plan_item_id=item.id, reason=item.reason, remove_at=None)
+
+
+def _iga_user_json(user: IgaUser) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "display_name": user.display_name,
+        "attributes": dict(user.attributes),
+        "extra": dict(user.extra),
+    }
+
+
+# ---------------------------------------------------------------- steps
+
+
+async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
+    """Find the user and list what they hold (two reads; nothing changes in the IGA)."""
+    client = rt.client(snap.target)
+    u = snap.event.user
+    ids = UserIdentifiers(
+        dn=u.dn, username=u.username, email=u.email, employee_id=u.employee_id, iga_id=u.ids.get(snap.target)
+    )
+    user = await client.find_user(ids)
+    items = await client.list_access(user)
+    async with write(rt, claim) as tx:
+        tx.case.iga_user_id = user.id
+        tx.case.iga_user = _iga_user_json(user)
+        tx.case.inventory = [dataclasses.asdict(i) | {"extra": dict(i.extra)} for i in items]
+        tx.case_state(
+            "inventoried", f"user {user.id} found in {snap.target}; {len(items)} access items listed"
+        )
+        await tx.schedule(tx.now)
+    crash_point("after_resolve")
+
+
+async def step_plan(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
+    """Apply policy to the inventory (pure), or, for a rehire, cancel what is still pending."""
+    assert snap.user is not None
+    async with write(rt, claim) as tx:
+        case = tx.case
+        if await _superseded_by_rehire(tx, snap):
+            return
+        if snap.event.type == "user.enabled":
+            await _cancel_for_rehire(rt, tx, snap)
+            tx.case_state("done", "rehire: pending removals of earlier events cancelled")
+            await tx.schedule(None)
+            return
+        items = [AccessItem(**{**raw, "extra": raw.get("extra", {})}) for raw in case.inventory or []]
+        plan = evaluate(rt.policy, snap.event, snap.user, items, target=snap.target, now=tx.now)
+        for decision in plan.decisions:
+            item = decision.item
+            row = PlanItem(
+                case_id=case.id,
+                item_id=item.id,
+                item_type=item.type,
+                name=item.name,
+                application=item.application,
+                privileged=item.privileged,
+                granted_by=item.granted_by,
+                removable=item.removable,
+                extra=dict(item.extra),
+                action=decision.action,
+                rule=decision.rule,
+                reason=decision.reason,
+                due_at=decision.due_at,
+                state="planned",
+            )
+            tx.session.add(row)
+            await tx.session.flush()
+            tx.audit(
+                "item",
+                str(row.id),
+                None,
+                "planned",
+                f"rule {decision.rule}: {decision.action} {item.type} {item.name!r}",
+            )
+            if decision.action == "keep":
+                tx.item_state(row, "kept", decision.reason)
+            elif decision.action == "hold":
+                tx.item_state(row, "held", f"waits for an operator: {decision.reason}")
+            elif not item.removable and item.granted_by != "role":
+                row.note = (
+                    f"the IGA refuses removal requests for {item.granted_by} access; end it at the source"
+                )
+                tx.item_state(row, "failed", row.note)
+            elif decision.due_at and decision.due_at > tx.now:
+                tx.item_state(row, "scheduled", f"due {decision.due_at.isoformat()}")
+        if snap.dry_run or rt.settings.dry_run:
+            tx.case_state("done", "dry run: planned, nothing submitted")
+            await tx.schedule(None)
+            return
+        tx.case_state("submitting", f"planned {len(plan.decisions)} items")
+        await tx.schedule(tx.now)
+    crash_point("after_plan")
+
+
+async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
+    """A terminate older than a rehire already seen for this user changes nothing."""
+    if snap.event.type == "user.enabled" or snap.user is None:
+        return False
+    newer = await tx.session.scalar(
+        select(Event.id)
+        .join(Case, Case.event_id == Event.id)
+        .where(
+            Case.target == snap.target,
+            Case.iga_user_id == snap.user.id,
+            Event.type == "user.enabled",
+            Event.occurred_at > snap.event.occurred_at,
+        )
+        .limit(1)
+    )
+    if newer is None:
+        return False
+    tx.case_state("cancelled", f"superseded: rehire event {newer} is newer than this {snap.event.type}")
+    await tx.schedule(None)
+    return True
+
+
+async def _cancel_for_rehire(rt: Runtime, tx: Tx, snap: Snapshot) -> None:
+    """Cancel items of older open cases of the same user on this target."""
+    assert snap.user is not None
+    rows = await tx.session.scalars(
+        select(PlanItem)
+        .join(Case, PlanItem.case_id == Case.id)
+        .join(Event, Case.event_id == Event.id)
+        .where(
+            Case.target == snap.target,
+            Case.iga_user_id == snap.user.id,
+            Case.id != snap.case_id,
+            Event.occurred_at < snap.event.occurred_at,
+            PlanItem.state.in_(("planned", "scheduled", "held")),
+        )
+    )
+    for item in rows:
+        tx.item_state(
+            item, "cancelled", f"rehire event {snap.event_id}: removal not yet submitted, cancelled"
+        )
+
+
+async def step_submit(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
+    """Submit every removal that is due, batch by batch, write-ahead; first resolve any batch a
+    crash or lost answer left in `sending`."""
+    assert snap.user is not None
+    client = rt.client(snap.target)
+    now = utcnow()
+    for row in [r for r in snap.requests if r.state == "sending"]:
+        batch = [removal(i) for i in snap.items if i.request_row_id == row.id]
+        waited = await _recover_batch(rt, claim, client, snap.user, row, batch, now)
+        if waited is not None:
+            async with write(rt, claim) as tx:
+                await tx.schedule(waited)
+            return
+    due = [
+        i
+        for i in snap.items
+        if i.action == "remove"
+        and i.removable
+        and i.request_row_id is None
+        and i.state in ("planned", "scheduled")
+        and (i.due_at is None or i.due_at <= now)
+    ]
+    next_no = len(snap.requests) + 1
+    for batch in client.batch_items([removal(i) for i in due]):
+        await _submit_batch(rt, claim, client, snap, batch, next_no)
+        next_no += 1
+    async with write(rt, claim) as tx:
+        tx.case_state("tracking", "every due removal submitted")
+        await tx.schedule(tx.now + timedelta(seconds=rt.settings.track_initial_seconds))
+
+
+async def _submit_batch(
+    rt: Runtime, claim: Claim, client: IgaClient, snap: Snapshot, batch: list[RemovalRequest], batch_no: int
+) -> None:
+    assert snap.user is not None
+    key = f"leaver-{snap.case_id}-{batch_no}"
+    async with write(rt, claim) as tx:
+        row = IgaRequest(
+            case_id=snap.case_id, batch_no=batch_no, key=key, state="sending", sends=1, last_sent_at=tx.now
+        )
+        tx.session.add(row)
+        await tx.session.flush()
+        ids = {r.plan_item_id for r in batch}
+        for item in tx.case.items:
+            if item.id in ids:
+                item.request_row_id = row.id
+        tx.audit("request", key, None, "sending", f"submitting {len(batch)} removals")
+        row_id = row.id
+    crash_point("after_intent")
+    try:
+        refs = await client.submit_removals(snap.user, batch, key)
+    except IgaPermanentError as exc:
+        async with write(rt, claim) as tx:
+            await _fail_batch(tx, row_id, f"the IGA refused the request: {exc}")
+        return
+    crash_point("after_send")
+    async with write(rt, claim) as tx:
+        await _adopt(tx, row_id, refs, "submitted")
+    crash_point("after_submit_commit")
+
+
+async def _recover_batch(
+    rt: Runtime,
+    claim: Claim,
+    client: IgaClient,
+    user: IgaUser,
+    row: IgaRequest,
+    batch: list[RemovalRequest],
+    now: datetime,
+) -> datetime | None:
+    """Exactly-once: look for the earlier send before anything is sent again. Returns the time
+    to look again when the grace period for an asynchronous IGA has not yet passed."""
+    refs = await client.find_existing(user, batch, row.key)
+    if refs:
+        async with write(rt, claim) as tx:
+            await _adopt(tx, row.id, refs, "found in the IGA after an interrupted submission; adopted")
+        return None
+    grace_end = (row.last_sent_at or now) + timedelta(seconds=rt.settings.resend_grace_seconds)
+    if now < grace_end:
+        return grace_end
+    async with write(rt, claim) as tx:
+        fresh = await tx.session.get(IgaRequest, row.id)
+        assert fresh is not None
+        fresh.sends += 1
+        fresh.last_sent_at = tx.now
+        tx.audit(
+            "request",
+            row.key,
+            "sending",
+            "sending",
+            f"no trace of send {fresh.sends - 1} after the grace period; sending again with the same key",
+        )
+    try:
+        refs = await client.submit_removals(user, batch, row.key)
+    except IgaPermanentError as exc:
+        async with write(rt, claim) as tx:
+            await _fail_batch(tx, row.id, f"the IGA refused the request: {exc}")
+        return None
+    crash_point("after_send")
+    async with write(rt, claim) as tx:
+        await _adopt(tx, row.id, refs, "submitted (resent)")
+    return None
+
+
+async def _adopt(tx: Tx, row_id: int, refs: Sequence[RequestRef], why: str) -> None:
+    row = await tx.session.get(IgaRequest, row_id)
+    assert row is not None
+    by_item = {r.item_id: r for r in refs}
+    row.request_ids = sorted({r.request_id for r in refs})
+    tx.audit(
+        "request", row.key, row.state, "submitted", f"{why}: IGA request(s) {', '.join(row.request_ids)}"
+    )
+    row.state = "submitted"
+    for item in tx.case.items:
+        if item.request_row_id != row_id or item.state in ITEM_TERMINAL:
+            continue
+        ref = by_item.get(item.item_id)
+        if ref is None:
+            item.iga_message = "the IGA returned no request for this item"
+            tx.item_state(item, "failed", item.iga_message)
+            continue
+        item.iga_request_id, item.iga_tracking_id = ref.request_id, ref.tracking_id
+        item.iga_status, item.iga_raw_status, item.iga_message = ref.status.value, ref.raw_status, ref.message
+        item.submitted_at = tx.now
+        tx.item_state(item, "submitted", f"{why}: request {ref.request_id}")
+        _apply_status(tx, item, ref.status, ref.raw_status, ref.message)
+
+
+async def _fail_batch(tx: Tx, row_id: int, message: str) -> None:
+    row = await tx.session.get(IgaRequest, row_id)
+    assert row is not None
+    tx.audit("request", row.key, row.state, "failed", message)
+    row.state, row.note = "failed", message
+    for item in tx.case.items:
+        if item.request_row_id == row_id and item.state not in ITEM_TERMINAL:
+            item.iga_message = message
+            tx.item_state(item, "failed", message)
+
+
+def _apply_status(tx: Tx, item: PlanItem, status: IgaStatus, raw: str | None, message: str | None) -> None:
+    """Record the IGA's word on an item. Completed and cancelled wait for the verify step,
+    which checks the item is really gone; rejected and failed are final."""
+    item.iga_status, item.iga_raw_status = status.value, raw
+    if message:
+        item.iga_message = message
+    if status is IgaStatus.REJECTED:
+        tx.item_state(item, "rejected", f"the IGA rejected the removal ({raw}) {message or ''}".strip())
+    elif status is IgaStatus.FAILED:
+        tx.item_state(item, "failed", f"the IGA reported failure ({raw}) {message or ''}".strip())
+    elif status in (IgaStatus.COMPLETED, IgaStatus.CANCELLED) and item.iga_done_at is None:
+        item.iga_done_at = tx.now
+
+
+def _awaiting_iga(item: PlanItem) -> bool:
+    return item.state == "submitted" and item.iga_status == IgaStatus.PENDING.value
+
+
+def _awaiting_verify(item: PlanItem) -> bool:
+    if item.state == "submitted":
+        return item.iga_status in (IgaStatus.COMPLETED.value, IgaStatus.CANCELLED.value)
+    # Role-granted items are not requested themselves: they go when their role goes.
+    return item.state == "planned" and item.action == "remove" and not item.removable
+
+
+async def step_track(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
+    """Poll the IGA for every open request of the case, backing off between polls."""
+    assert snap.user is not None
+    pending = [i for i in snap.items if _awaiting_iga(i)]
+    states = {}
+    if pending:
+        refs = [
+            RequestRef(
+                item_id=i.item_id, request_id=i.iga_request_id or "", tracking_id=i.iga_tracking_id or ""
+            )
+            for i in pending
+        ]
+        states = await rt.client(snap.target).get_requests(snap.user, refs)
+    crash_point("after_track")
+    async with write(rt, claim) as tx:
+        for item in tx.case.items:
+            state = states.get(item.iga_tracking_id or "") if _awaiting_iga(item) else None
+            if state is not None and (
+                state.status.value != item.iga_status or state.raw_status != item.iga_raw_status
+            ):
+                tx.audit(
+                    "item",
+                    str(item.id),
+                    item.state,
+                    item.state,
+                    f"IGA status {state.raw_status} ({state.status.value})",
+                )
+                _apply_status(tx, item, state.status, state.raw_status, state.message)
+        await _route_after_tracking(rt, tx)
+
+
+async def _route_after_tracking(rt: Runtime, tx: Tx) -> None:
+    case, now = tx.case, tx.now
+    items = case.items
+    if any(
+        i.state in ("planned", "scheduled")
+        and i.action == "remove"
+        and i.removable
+        and i.request_row_id is None
+        and (i.due_at is None or i.due_at <= now)
+        for i in items
+    ):
+        tx.case_state("submitting", "scheduled removals are due")
+        await tx.schedule(now)
+    elif any(_awaiting_iga(i) for i in items):
+        case.polls += 1
+        delay = min(
+            rt.settings.track_max_seconds, rt.settings.track_initial_seconds * 2 ** min(case.polls, 20)
+        )
+        await tx.schedule(now + timedelta(seconds=delay))
+    else:
+        tx.case_state("verifying", "the IGA finished every submitted request")
+        await tx.schedule(now)
+
+
+async def step_verify(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
+    """List access again: an item the IGA called done but still held is reported, not hidden."""
+    assert snap.user is not None
+    held = {a.id for a in await rt.client(snap.target).list_access(snap.user)}
+    crash_point("before_verify_commit")
+    grace = timedelta(seconds=rt.settings.verify_grace_seconds)
+    async with write(rt, claim) as tx:
+        now = tx.now
+        waiting = False
+        for item in tx.case.items:
+            if not _awaiting_verify(item):
+                continue
+            since = item.iga_done_at or item.updated_at
+            if item.item_id not in held:
+                what = (
+                    "removed with its role"
+                    if item.state == "planned"
+                    else f"the IGA reports {item.iga_raw_status}"
+                )
+                tx.item_state(item, "removed", f"no longer held; {what}")
+            elif now - since >= grace:
+                if item.iga_status == IgaStatus.CANCELLED.value:
+                    tx.item_state(
+                        item,
+                        "cancelled",
+                        f"the IGA cancelled the request ({item.iga_raw_status}) and the item is still held",
+                    )
+                else:
+                    item.note = f"still held {int(grace.total_seconds())}s after the IGA reported completion"
+                    tx.item_state(item, "failed", item.note)
+            else:
+                waiting = True
+                item.note = "awaiting IGA verification: the IGA reported completion, the item is still listed"
+        items = tx.case.items
+        if all(i.state in ITEM_TERMINAL for i in items):
+            _finish(tx)
+            await tx.schedule(None)
+            return
+        tx.case_state("tracking", "open items remain (scheduled, held or awaiting verification)")
+        next_due = min((i.due_at for i in items if i.state == "scheduled" and i.due_at), default=None)
+        tx.case.polls += 1
+        recheck = now + timedelta(
+            seconds=min(
+                rt.settings.track_max_seconds, rt.settings.track_initial_seconds * 2 ** min(tx.case.polls, 20)
+            )
+        )
+        if not waiting:
+            recheck = now + timedelta(days=1)  # only held/scheduled items: look again daily
+        await tx.schedule(min(recheck, next_due) if next_due else recheck)
+
+
+def _finish(tx: Tx) -> None:
+    case = tx.case
+    tx.case_state("done", "every item is in a terminal state")
+    removed = [i.finished_at for i in case.items if i.state == "removed" and i.finished_at]
+    if removed:
+        TIME_TO_REVOKE.observe(max(0.0, (max(removed) - case.event.effective_at).total_seconds()))
+
+
+STEPS = {
+    "received": step_resolve,
+    "resolving": step_resolve,
+    "inventoried": step_plan,
+    "planned": step_submit,
+    "submitting": step_submit,
+    "tracking": step_track,
+    "verifying": step_verify,
+}
