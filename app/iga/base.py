@@ -138,6 +138,7 @@ class IgaClient(Protocol):
     """What the pipeline needs from an IGA. One instance per configured target."""
 
     system: str
+
     #: The most items one removal request may carry, per item type; the pipeline batches by it.
     def batch_items(self, requests: Sequence[RemovalRequest]) -> list[list[RemovalRequest]]: ...
 
@@ -145,16 +146,12 @@ class IgaClient(Protocol):
 
     async def list_access(self, user: IgaUser) -> list[AccessItem]: ...
 
-    async def submit_removals(
-        self, user: IgaUser, batch: Sequence[RemovalRequest], key: str
-    ) -> list[RequestRef]:
+    async def submit_removals(self, user: IgaUser, batch: Sequence[RemovalRequest], key: str) -> list[RequestRef]:
         """Submit one batch under correlation `key`. Raises IgaUncertainError when the outcome
         is unknown; returns one ref per item the IGA accepted or adopted as a duplicate."""
         ...
 
-    async def find_existing(
-        self, user: IgaUser, batch: Sequence[RemovalRequest], key: str
-    ) -> list[RequestRef]:
+    async def find_existing(self, user: IgaUser, batch: Sequence[RemovalRequest], key: str) -> list[RequestRef]:
         """Refs of an earlier submission of this batch (found by `key`), empty if none."""
         ...
 

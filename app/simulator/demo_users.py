@@ -70,24 +70,73 @@ _POOL = (
 def demo_people(generated: int = 40, seed: int = 1001) -> list[DemoPerson]:
     """jdoe, asmith, a few edge cases (ambiguous email, deleted user), and `generated` more."""
     people = [
-        DemoPerson("jdoe", "Jane Doe", "jdoe@example.com", "E1001", "cn=jdoe,ou=users,o=example", JDOE_ACCESS,
-                   {"department": "Finance", "legalHold": "false"}),
-        DemoPerson("asmith", "Alex Smith", "asmith@example.com", "E1002", "cn=asmith,ou=users,o=example",
-                   ASMITH_ACCESS, {"department": "HR", "legalHold": "false"}),
-        DemoPerson("lhold", "Lee Hold", "lhold@example.com", "E1003", "cn=lhold,ou=users,o=example",
-                   JDOE_ACCESS[:3], {"department": "Legal", "legalHold": "true"}),
+        DemoPerson(
+            "jdoe",
+            "Jane Doe",
+            "jdoe@example.com",
+            "E1001",
+            "cn=jdoe,ou=users,o=example",
+            JDOE_ACCESS,
+            {"department": "Finance", "legalHold": "false"},
+        ),
+        DemoPerson(
+            "asmith",
+            "Alex Smith",
+            "asmith@example.com",
+            "E1002",
+            "cn=asmith,ou=users,o=example",
+            ASMITH_ACCESS,
+            {"department": "HR", "legalHold": "false"},
+        ),
+        DemoPerson(
+            "lhold",
+            "Lee Hold",
+            "lhold@example.com",
+            "E1003",
+            "cn=lhold,ou=users,o=example",
+            JDOE_ACCESS[:3],
+            {"department": "Legal", "legalHold": "true"},
+        ),
         # Two people share one address: looking up by that email must be "ambiguous", never a guess.
-        DemoPerson("twin1", "Twin One", "twins@example.com", "E1004", "cn=twin1,ou=users,o=example", ASMITH_ACCESS[:1]),
-        DemoPerson("twin2", "Twin Two", "twins@example.com", "E1005", "cn=twin2,ou=users,o=example", ASMITH_ACCESS[:1]),
-        DemoPerson("gone", "Gone Away", "gone@example.com", "E1006", "cn=gone,ou=users,o=example", ASMITH_ACCESS[:2],
-                   deleted=True),
+        DemoPerson(
+            "twin1",
+            "Twin One",
+            "twins@example.com",
+            "E1004",
+            "cn=twin1,ou=users,o=example",
+            ASMITH_ACCESS[:1],
+        ),
+        DemoPerson(
+            "twin2",
+            "Twin Two",
+            "twins@example.com",
+            "E1005",
+            "cn=twin2,ou=users,o=example",
+            ASMITH_ACCESS[:1],
+        ),
+        DemoPerson(
+            "gone",
+            "Gone Away",
+            "gone@example.com",
+            "E1006",
+            "cn=gone,ou=users,o=example",
+            ASMITH_ACCESS[:2],
+            deleted=True,
+        ),
     ]
     rng = random.Random(seed)
     for n in range(generated):
         username = f"user{n:03d}"
         access = tuple(rng.sample(_POOL, k=rng.randint(2, len(_POOL))))
         people.append(
-            DemoPerson(username, f"User {n:03d}", f"{username}@example.com", f"E{2000 + n}",
-                       f"cn={username},ou=users,o=example", access, {"department": "Ops", "legalHold": "false"})
+            DemoPerson(
+                username,
+                f"User {n:03d}",
+                f"{username}@example.com",
+                f"E{2000 + n}",
+                f"cn={username},ou=users,o=example",
+                access,
+                {"department": "Ops", "legalHold": "false"},
+            )
         )
     return people
