@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +31,8 @@ class ConfigError(Exception):
 class HttpSettings(BaseModel):
     """Per-target HTTP behaviour; defaults follow each backend contract's assumptions."""
 
+    model_config = ConfigDict(extra="forbid")
+
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)
     attempts: int = Field(5, ge=1, le=50)
@@ -41,7 +43,12 @@ class HttpSettings(BaseModel):
 
 
 class TargetSettings(BaseModel):
-    """One IGA target: which system, where, and the service account it signs in with."""
+    """One IGA target: which system, where, and the service account it signs in with.
+
+    `client_secret_file` / `password_file` read a credential from a mounted secret file, so the
+    rest of the target list can live in a ConfigMap."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     system: Literal["netiq-ig", "sailpoint-isc", "pingone-aic", "sailpoint-iiq", "idhub"]
@@ -54,6 +61,21 @@ class TargetSettings(BaseModel):
     #: System-specific knobs, including every value a backend contract marks as assumed.
     options: dict[str, Any] = Field(default_factory=dict)
     http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in ("client_secret", "password"):
+            path = data.pop(f"{key}_file", None)
+            if path and data.get(key) is None:
+                try:
+                    data[key] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"{key}_file: cannot read {path}: {exc.strerror}") from None
+        return data
 
     @field_validator("base_url", "token_url")
     @classmethod
