@@ -38,7 +38,7 @@ async def _wake(session: AsyncSession, case: Case) -> None:
     if job is None:
         session.add(Job(case_id=case.id, run_at=utcnow()))
     else:
-        job.run_at = utcnow()
+        job.run_at, job.nudged = utcnow(), True
 
 
 def _audit(
@@ -127,7 +127,7 @@ async def approve_item(item_id: int, request: Request, why: Why | None = None) -
         if item.state != "held":
             raise Problem(409, f"item {item_id} is {item.state}; only held items can be approved")
         _audit(session, why, case, "item", str(item.id), "held", "planned", "operator approved removal")
-        item.state, item.due_at = "planned", utcnow()
+        item.state, item.action, item.due_at = "planned", "remove", utcnow()
         if case.state in CASE_TERMINAL:
             raise Problem(409, f"case {case.id} is {case.state}; retry it first")
         await _wake(session, case)

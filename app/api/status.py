@@ -169,11 +169,10 @@ async def summary(request: Request) -> dict[str, Any]:
     rt: Runtime = request.app.state.runtime
     async with rt.sessions() as session:
         cases = dict(
-            (await session.execute(select(Case.state, func.count()).group_by(Case.state))).tuples().all()
+            (await session.execute(select(Case.state, func.count()).group_by(Case.state))).all()
         )
         items = dict(
             (await session.execute(select(PlanItem.state, func.count()).group_by(PlanItem.state)))
-            .tuples()
             .all()
         )
         oldest = await session.scalar(

@@ -13,6 +13,7 @@ from app.settings import TargetSettings
 #: system name -> "module:class"; each class takes (target, transport=None).
 ADAPTERS: dict[str, str] = {
     "netiq-ig": "app.iga.netiq_ig:NetIqIgClient",
+    "sailpoint-isc": "app.iga.sailpoint_isc:SailPointIscClient",
 }
 
 ClientFactory = Callable[..., IgaClient]

@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -123,7 +124,21 @@ class SimulatorBase:
 
 
 ErrorBody = Callable[[int], Any]
-CONTROL_PATHS = ("/_log", "/_faults", "/_clock", "/_config", "/_reset")
+_SECRET_FIELDS = {"password", "client_secret", "token", "refresh_token", "access_token", "assertion"}
+
+
+def _loggable_body(raw: bytes, content_type: str) -> Any:
+    """The body as JSON where it is, with credential fields of token forms masked."""
+    if not raw:
+        return None
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k: "***" if k in _SECRET_FIELDS else v[-1] for k, v in form.items()}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+CONTROL_PATHS = ("/_log", "/_faults", "/_clock", "/_config", "/_reset", "/_state")
 
 
 def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: ErrorBody) -> None:
@@ -148,10 +163,7 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
         if path.startswith(CONTROL_PATHS):
             return await call_next(request)
         raw = await request.body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        body = _loggable_body(raw, request.headers.get("content-type", ""))
         entry = LogEntry(request.method, path, request.url.query, body, sim.clock.now())
         with sim.lock:
             sim.log.append(entry)

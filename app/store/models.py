@@ -163,6 +163,8 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
     claims: Mapped[int] = mapped_column(default=0)
+    #: Set by an operator action while a worker may hold the job, so its next schedule runs at once.
+    nudged: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

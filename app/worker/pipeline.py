@@ -91,7 +91,12 @@ class Tx:
             return
         job = await self.session.get(Job, self.claim.job_id)
         assert job is not None
+        if job.nudged:  # an operator acted on the case meanwhile: look at it again now
+            at, job.nudged = min(at, self.now), False
         job.run_at = at
+        if at > self.now:
+            # Nothing more to do now: free the job so whichever worker is idle then takes it.
+            job.lease_owner = job.lease_until = None
 
 
 @asynccontextmanager
@@ -544,6 +549,7 @@ async def step_verify(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
                     if item.state == "planned"
                     else f"the IGA reports {item.iga_raw_status}"
                 )
+                item.note = None
                 tx.item_state(item, "removed", f"no longer held; {what}")
             elif now - since >= grace:
                 if item.iga_status == IgaStatus.CANCELLED.value:

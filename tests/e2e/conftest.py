@@ -52,8 +52,9 @@ class Stack:
         resp.raise_for_status()
         return resp.json()
 
-    def wait_case(self, event_id: str, states: tuple[str, ...] = ("done", "failed", "cancelled"),
-                  timeout: float = 30.0) -> dict[str, Any]:
+    def wait_case(
+        self, event_id: str, states: tuple[str, ...] = ("done", "failed", "cancelled"), timeout: float = 30.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             status = self.get(f"/status/events/{event_id}")
@@ -82,8 +83,11 @@ def make_stack(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Stac
         http.post(f"{sim_url}/_config", json={**FAST, **(sim_config or {})}).raise_for_status()
         module = importlib.import_module(SIMULATORS[system].split(":")[0])
         target = module.demo_target(sim_url, system)
-        target = target.model_copy(update={"http": target.http.model_copy(
-            update={"attempts": 3, "retry_budget_seconds": 5.0, "read_timeout": 5.0})})
+        target = target.model_copy(
+            update={
+                "http": target.http.model_copy(update={"attempts": 3, "retry_budget_seconds": 5.0, "read_timeout": 5.0})
+            }
+        )
         settings = make_settings(database_url, tmp_path, [target], **overrides)
         app = create_app(build_runtime(settings))
         app_cm = serve_in_thread(app)

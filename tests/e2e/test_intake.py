@@ -41,7 +41,9 @@ async def post(client: httpx.AsyncClient, body: dict[str, object] | bytes, **kw:
     return await client.post("/webhooks/events", content=raw, headers=headers)
 
 
-async def test_accepted_event_is_committed_with_a_case_and_job_per_target(client: httpx.AsyncClient, rt: Runtime) -> None:
+async def test_accepted_event_is_committed_with_a_case_and_job_per_target(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
     resp = await post(client, event_body(target="netiq-prod"))
     assert resp.status_code == 202
     assert resp.json()["duplicate"] is False
@@ -80,14 +82,19 @@ async def test_concurrent_duplicates_store_one_event(client: httpx.AsyncClient, 
 @pytest.mark.parametrize(
     ("mutate", "status", "detail"),
     [
-        (lambda raw, h: (raw, {**h, "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}), 401, "signature"),
+        (
+            lambda raw, h: (raw, {**h, "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}),
+            401,
+            "signature",
+        ),
         (lambda raw, h: (raw, {k: v for k, v in h.items() if k != "webhook-signature"}), 401, "missing"),
         (lambda raw, h: (raw + b" ", h), 401, "signature"),
         (lambda raw, h: (raw, {**h, "content-type": "text/plain"}), 415, "application/json"),
     ],
 )
-async def test_refused_requests_leave_no_row(client: httpx.AsyncClient, rt: Runtime, mutate, status: int,
-                                             detail: str) -> None:  # type: ignore[no-untyped-def]
+async def test_refused_requests_leave_no_row(
+    client: httpx.AsyncClient, rt: Runtime, mutate, status: int, detail: str
+) -> None:  # type: ignore[no-untyped-def]
     raw, headers = signed(event_body())
     raw, headers = mutate(raw, headers)
     resp = await client.post("/webhooks/events", content=raw, headers=headers)
@@ -116,14 +123,14 @@ async def test_stale_signature_is_refused(client: httpx.AsyncClient, rt: Runtime
         (json.dumps(event_body(target="nope")).encode(), 422, "unknown target 'nope'"),
     ],
 )
-async def test_bad_events_get_a_clear_4xx_and_change_nothing(client: httpx.AsyncClient, rt: Runtime, body: bytes,
-                                                             status: int, fragment: str) -> None:
+async def test_bad_events_get_a_clear_4xx_and_change_nothing(
+    client: httpx.AsyncClient, rt: Runtime, body: bytes, status: int, fragment: str
+) -> None:
     resp = await post(client, body)
     assert resp.status_code == status, resp.text
     problem = resp.json()
     assert problem["status"] == status and fragment in problem["detail"]
-    assert await row_counts(rt) == {"events": 0, "cases": 0, "jobs": 0, "plan_items": 0, "iga_requests": 0,
-                                    "audit": 0}
+    assert await row_counts(rt) == {"events": 0, "cases": 0, "jobs": 0, "plan_items": 0, "iga_requests": 0, "audit": 0}
 
 
 async def test_validation_errors_name_the_field(client: httpx.AsyncClient) -> None:

@@ -9,7 +9,10 @@ from app.intake.signature import SignatureError, sign, verify
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ROTATED = "whsec_bGVhdmVyLXJvdGF0aW9uLXRlc3Qta2V5LTAwMDI="
-BODY = b'{"id":"evt-123","type":"user.terminated","occurred_at":"2026-11-20T17:00:00Z","source":"netiq-idm","user":{"username":"jdoe","email":"jdoe@acme.com"}}'
+BODY = (
+    b'{"id":"evt-123","type":"user.terminated","occurred_at":"2026-11-20T17:00:00Z","source":"netiq-idm",'
+    b'"user":{"username":"jdoe","email":"jdoe@acme.com"}}'
+)
 MSG, TS = "msg_2yZRt1f4dGqB7QkXo9WvP3sLhNc", 1795194005
 
 
