@@ -74,8 +74,9 @@ def database_url(migrated_template: str, tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def make_settings(database_url: str, data_dir: Path, targets: list[TargetSettings] | None = None,
-                  **overrides: object) -> Settings:
+def make_settings(
+    database_url: str, data_dir: Path, targets: list[TargetSettings] | None = None, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "data_dir": data_dir,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 #: system name -> "module:factory" of a zero-argument function returning the simulator app
 SIMULATORS: dict[str, str] = {
     "netiq-ig": "app.simulator.netiq_ig:create_app",
+    "sailpoint-isc": "app.simulator.sailpoint_isc:create_app",
 }
 
 
