@@ -8,7 +8,6 @@ and never printed.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,7 +169,7 @@ class Settings(BaseSettings):
     def resolved_policy_file(self) -> Path:
         return self.policy_file or DEMO_POLICY
 
-    @cached_property
+    @property
     def webhook_secrets(self) -> list[str]:
         raw = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
         return raw.split()
