@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import secrets
+from datetime import UTC, datetime
 from base64 import b64encode
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def prepare_demo(settings: Settings) -> Settings:
         changes["ops_token"] = SecretStr(_kept_secret(data / "ops-token", secrets.token_urlsafe(24)))
     event_file = data / "demo-event.json"
     if not event_file.exists():
-        event_file.write_text(json.dumps(DEMO_EVENT, indent=2) + "\n")
+        stamp = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        event_file.write_text(json.dumps({**DEMO_EVENT, "occurred_at": stamp}, indent=2) + "\n")
     return settings.model_copy(update=changes)
 
 

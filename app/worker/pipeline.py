@@ -8,13 +8,14 @@ resumes at the step the case is in. Submissions are write-ahead (see `_submit_ba
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -22,6 +23,7 @@ from app.faults import crash_point
 from app.iga.base import (
     AccessItem,
     IgaClient,
+    IgaError,
     IgaPermanentError,
     IgaStatus,
     IgaUser,
@@ -48,14 +50,24 @@ class Tx:
         self.rt, self.session, self.claim, self.case = rt, session, claim, case
         self.now = utcnow()
 
-    def audit(self, entity: str, entity_id: str, before: str | None, after: str | None, why: str) -> None:
+    def audit(
+        self,
+        entity: str,
+        entity_id: str,
+        before: str | None,
+        after: str | None,
+        why: str,
+        *,
+        case_id: int | None = None,
+        event_id: str | None = None,
+    ) -> None:
         self.session.add(
             Audit(
                 actor=ACTOR,
                 entity=entity,
                 entity_id=entity_id,
-                event_id=self.case.event_id,
-                case_id=self.case.id,
+                event_id=event_id or self.case.event_id,
+                case_id=case_id or self.case.id,
                 before=before,
                 after=after,
                 why=why,
@@ -69,15 +81,16 @@ class Tx:
         self.audit("case", str(case.id), case.state, state, why)
         case.state = state
         case.updated_at = self.now
-        case.attempts = 0
+        case.attempts = case.polls = 0
         if state in CASE_TERMINAL:
             case.finished_at = self.now
             CASES_FINISHED.labels(state).inc()
 
-    def item_state(self, item: PlanItem, state: str, why: str) -> None:
+    def item_state(self, item: PlanItem, state: str, why: str, *, event_id: str | None = None) -> None:
+        """Move an item (of this case, or of another case of the same user with its `event_id`)."""
         if item.state == state:
             return
-        self.audit("item", str(item.id), item.state, state, why)
+        self.audit("item", str(item.id), item.state, state, why, case_id=item.case_id, event_id=event_id)
         item.state = state
         item.updated_at = self.now
         if state in ITEM_TERMINAL:
@@ -105,9 +118,7 @@ async def write(rt: Runtime, claim: Claim) -> AsyncIterator[Tx]:
     async with rt.sessions() as session, session.begin():
         await fence(session, claim, rt.settings.lease_seconds)
         case = await session.scalar(
-            select(Case)
-            .where(Case.id == claim.case_id)
-            .options(selectinload(Case.items), selectinload(Case.event))
+            select(Case).where(Case.id == claim.case_id).options(selectinload(Case.items), selectinload(Case.event))
         )
         assert case is not None
         yield Tx(rt, session, claim, case)
@@ -200,9 +211,7 @@ async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
         tx.case.iga_user_id = user.id
         tx.case.iga_user = _iga_user_json(user)
         tx.case.inventory = [dataclasses.asdict(i) | {"extra": dict(i.extra)} for i in items]
-        tx.case_state(
-            "inventoried", f"user {user.id} found in {snap.target}; {len(items)} access items listed"
-        )
+        tx.case_state("inventoried", f"user {user.id} found in {snap.target}; {len(items)} access items listed")
         await tx.schedule(tx.now)
     crash_point("after_resolve")
 
@@ -210,17 +219,20 @@ async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
 async def step_plan(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     """Apply policy to the inventory (pure), or, for a rehire, cancel what is still pending."""
     assert snap.user is not None
+    withdrawn = await _withdraw_submitted(rt, snap) if snap.event.type == "user.enabled" else {}
     async with write(rt, claim) as tx:
         case = tx.case
+        await lock_subject(tx, snap.target, snap.user.id)
         if await _superseded_by_rehire(tx, snap):
             return
         if snap.event.type == "user.enabled":
-            await _cancel_for_rehire(rt, tx, snap)
+            _cancel_for_rehire(tx, snap, await _open_items_of_user(tx, snap), withdrawn)
             tx.case_state("done", "rehire: pending removals of earlier events cancelled")
             await tx.schedule(None)
             return
         items = [AccessItem(**{**raw, "extra": raw.get("extra", {})}) for raw in case.inventory or []]
         plan = evaluate(rt.policy, snap.event, snap.user, items, target=snap.target, now=tx.now)
+        others = await _open_items_of_user(tx, snap)
         for decision in plan.decisions:
             item = decision.item
             row = PlanItem(
@@ -248,14 +260,14 @@ async def step_plan(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
                 "planned",
                 f"rule {decision.rule}: {decision.action} {item.type} {item.name!r}",
             )
+            if _resolve_overlap(tx, snap, row, others.get(item.id)):
+                continue
             if decision.action == "keep":
                 tx.item_state(row, "kept", decision.reason)
             elif decision.action == "hold":
                 tx.item_state(row, "held", f"waits for an operator: {decision.reason}")
             elif not item.removable and item.granted_by != "role":
-                row.note = (
-                    f"the IGA refuses removal requests for {item.granted_by} access; end it at the source"
-                )
+                row.note = f"the IGA refuses removal requests for {item.granted_by} access; end it at the source"
                 tx.item_state(row, "failed", row.note)
             elif decision.due_at and decision.due_at > tx.now:
                 tx.item_state(row, "scheduled", f"due {decision.due_at.isoformat()}")
@@ -266,6 +278,58 @@ async def step_plan(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
         tx.case_state("submitting", f"planned {len(plan.decisions)} items")
         await tx.schedule(tx.now)
     crash_point("after_plan")
+
+
+async def lock_subject(tx: Tx, target: str, user_id: str) -> None:
+    """Serialise plan and submit decisions for one user on one target across workers, so two
+    events of the same person never both send the same removal. (SQLite: BEGIN IMMEDIATE already
+    serialises every write.)"""
+    if tx.rt.postgres:
+        digest = hashlib.sha256(f"{target}\0{user_id}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+OtherItem = tuple[PlanItem, datetime, str]
+
+
+async def _open_items_of_user(tx: Tx, snap: Snapshot) -> dict[str, OtherItem]:
+    """Items of the same user's other cases on this target that are not yet finished."""
+    assert snap.user is not None
+    rows = await tx.session.execute(
+        select(PlanItem, Event.occurred_at, Event.id)
+        .join(Case, PlanItem.case_id == Case.id)
+        .join(Event, Case.event_id == Event.id)
+        .where(
+            Case.target == snap.target,
+            Case.iga_user_id == snap.user.id,
+            Case.id != snap.case_id,
+            PlanItem.state.in_(("planned", "scheduled", "held", "submitted")),
+        )
+    )
+    return {item.item_id: (item, when, event_id) for item, when, event_id in rows.all()}
+
+
+def _resolve_overlap(tx: Tx, snap: Snapshot, row: PlanItem, other: OtherItem | None) -> bool:
+    """Events of one user apply in `occurred_at` order: the newest event decides an item not yet
+    sent; an item already with the IGA is never sent again. True: `row` is settled here."""
+    if other is None:
+        return False
+    item, occurred_at, event_id = other
+    if item.state == "submitted":
+        tx.item_state(
+            row,
+            "cancelled",
+            f"already with the IGA under case {item.case_id} (request {item.iga_request_id}); not sent twice",
+        )
+        return True
+    if occurred_at > snap.event.occurred_at:
+        tx.item_state(row, "cancelled", f"superseded by newer event {event_id} (case {item.case_id})")
+        return True
+    tx.item_state(
+        item, "cancelled", f"superseded by newer event {snap.event_id} (case {snap.case_id})", event_id=event_id
+    )
+    return False
 
 
 async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
@@ -290,25 +354,50 @@ async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
     return True
 
 
-async def _cancel_for_rehire(rt: Runtime, tx: Tx, snap: Snapshot) -> None:
-    """Cancel items of older open cases of the same user on this target."""
+async def _withdraw_submitted(rt: Runtime, snap: Snapshot) -> dict[int, str | None]:
+    """Rehire: ask the IGA to withdraw removals older cases already sent (outside any
+    transaction). Maps plan item ID to None when withdrawn, else the reason it was not."""
     assert snap.user is not None
-    rows = await tx.session.scalars(
-        select(PlanItem)
-        .join(Case, PlanItem.case_id == Case.id)
-        .join(Event, Case.event_id == Event.id)
-        .where(
-            Case.target == snap.target,
-            Case.iga_user_id == snap.user.id,
-            Case.id != snap.case_id,
-            Event.occurred_at < snap.event.occurred_at,
-            PlanItem.state.in_(("planned", "scheduled", "held")),
+    async with rt.sessions() as session:
+        rows = await session.execute(
+            select(PlanItem)
+            .join(Case, PlanItem.case_id == Case.id)
+            .join(Event, Case.event_id == Event.id)
+            .where(
+                Case.target == snap.target,
+                Case.iga_user_id == snap.user.id,
+                Event.occurred_at < snap.event.occurred_at,
+                PlanItem.state == "submitted",
+            )
         )
-    )
-    for item in rows:
-        tx.item_state(
-            item, "cancelled", f"rehire event {snap.event_id}: removal not yet submitted, cancelled"
-        )
+        submitted = list(rows.scalars())
+    client, outcome = rt.client(snap.target), {}
+    for item in submitted:
+        ref = RequestRef(item.item_id, item.iga_request_id or "", item.iga_tracking_id or "")
+        try:
+            ok = await client.cancel_request(snap.user, ref, f"rehire event {snap.event_id}")
+            outcome[item.id] = None if ok else "the IGA no longer allows cancelling it"
+        except IgaError as exc:
+            outcome[item.id] = f"the IGA did not answer the cancellation ({exc})"
+    return outcome
+
+
+def _cancel_for_rehire(tx: Tx, snap: Snapshot, others: dict[str, OtherItem], withdrawn: dict[int, str | None]) -> None:
+    """Cancel what older cases of the same user on this target have not sent; record what the
+    IGA withdrew, and say so where it refused."""
+    for item, occurred_at, event_id in others.values():
+        if occurred_at >= snap.event.occurred_at:
+            continue
+        if item.state != "submitted":
+            why = f"rehire event {snap.event_id}: removal not yet submitted, cancelled"
+            tx.item_state(item, "cancelled", why, event_id=event_id)
+        elif item.id in withdrawn and withdrawn[item.id] is None:
+            why = f"rehire event {snap.event_id}: IGA request {item.iga_request_id} withdrawn"
+            tx.item_state(item, "cancelled", why, event_id=event_id)
+        else:
+            reason = withdrawn.get(item.id) or "sent after the rehire was read"
+            item.note = f"rehire event {snap.event_id}: request {item.iga_request_id} not withdrawn: {reason}"
+            tx.audit("item", str(item.id), item.state, item.state, item.note, case_id=item.case_id, event_id=event_id)
 
 
 async def step_submit(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
@@ -348,6 +437,12 @@ async def _submit_batch(
     assert snap.user is not None
     key = f"leaver-{snap.case_id}-{batch_no}"
     async with write(rt, claim) as tx:
+        await lock_subject(tx, snap.target, snap.user.id)
+        # A rehire or a newer event may have cancelled some of these since the snapshot.
+        live = {i.id for i in tx.case.items if i.state in ("planned", "scheduled") and i.request_row_id is None}
+        batch = [r for r in batch if r.plan_item_id in live]
+        if not batch:
+            return
         row = IgaRequest(
             case_id=snap.case_id, batch_no=batch_no, key=key, state="sending", sends=1, last_sent_at=tx.now
         )
@@ -420,9 +515,7 @@ async def _adopt(tx: Tx, row_id: int, refs: Sequence[RequestRef], why: str) -> N
     assert row is not None
     by_item = {r.item_id: r for r in refs}
     row.request_ids = sorted({r.request_id for r in refs})
-    tx.audit(
-        "request", row.key, row.state, "submitted", f"{why}: IGA request(s) {', '.join(row.request_ids)}"
-    )
+    tx.audit("request", row.key, row.state, "submitted", f"{why}: IGA request(s) {', '.join(row.request_ids)}")
     row.state = "submitted"
     for item in tx.case.items:
         if item.request_row_id != row_id or item.state in ITEM_TERMINAL:
@@ -482,9 +575,7 @@ async def step_track(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     states = {}
     if pending:
         refs = [
-            RequestRef(
-                item_id=i.item_id, request_id=i.iga_request_id or "", tracking_id=i.iga_tracking_id or ""
-            )
+            RequestRef(item_id=i.item_id, request_id=i.iga_request_id or "", tracking_id=i.iga_tracking_id or "")
             for i in pending
         ]
         states = await rt.client(snap.target).get_requests(snap.user, refs)
@@ -492,9 +583,7 @@ async def step_track(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     async with write(rt, claim) as tx:
         for item in tx.case.items:
             state = states.get(item.iga_tracking_id or "") if _awaiting_iga(item) else None
-            if state is not None and (
-                state.status.value != item.iga_status or state.raw_status != item.iga_raw_status
-            ):
+            if state is not None and (state.status.value != item.iga_status or state.raw_status != item.iga_raw_status):
                 tx.audit(
                     "item",
                     str(item.id),
@@ -521,9 +610,7 @@ async def _route_after_tracking(rt: Runtime, tx: Tx) -> None:
         await tx.schedule(now)
     elif any(_awaiting_iga(i) for i in items):
         case.polls += 1
-        delay = min(
-            rt.settings.track_max_seconds, rt.settings.track_initial_seconds * 2 ** min(case.polls, 20)
-        )
+        delay = min(rt.settings.track_max_seconds, rt.settings.track_initial_seconds * 2 ** min(case.polls, 20))
         await tx.schedule(now + timedelta(seconds=delay))
     else:
         tx.case_state("verifying", "the IGA finished every submitted request")
@@ -544,11 +631,7 @@ async def step_verify(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
                 continue
             since = item.iga_done_at or item.updated_at
             if item.item_id not in held:
-                what = (
-                    "removed with its role"
-                    if item.state == "planned"
-                    else f"the IGA reports {item.iga_raw_status}"
-                )
+                what = "removed with its role" if item.state == "planned" else f"the IGA reports {item.iga_raw_status}"
                 item.note = None
                 tx.item_state(item, "removed", f"no longer held; {what}")
             elif now - since >= grace:
@@ -573,9 +656,7 @@ async def step_verify(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
         next_due = min((i.due_at for i in items if i.state == "scheduled" and i.due_at), default=None)
         tx.case.polls += 1
         recheck = now + timedelta(
-            seconds=min(
-                rt.settings.track_max_seconds, rt.settings.track_initial_seconds * 2 ** min(tx.case.polls, 20)
-            )
+            seconds=min(rt.settings.track_max_seconds, rt.settings.track_initial_seconds * 2 ** min(tx.case.polls, 20))
         )
         if not waiting:
             recheck = now + timedelta(days=1)  # only held/scheduled items: look again daily

@@ -181,3 +181,48 @@ def test_dry_run_plans_without_submitting(make_stack: Callable[..., Stack]) -> N
     assert case["state"] == "done"
     assert case["items"] and all(i["rule"] for i in case["items"])
     assert stack.submitted_item_ids() == []
+
+
+def test_two_events_of_one_user_never_send_an_item_twice(make_stack: Callable[..., Stack]) -> None:
+    """A disable and a later terminate of the same person: the newer event owns what is not yet
+    sent, and what is already with the IGA is not sent again."""
+    stack = make_stack()
+    first = stack.send(event_body("jdoe", type_="user.disabled", occurred_at="2026-11-20T16:00:00Z"))
+    second = stack.send(event_body("jdoe", occurred_at="2026-11-20T17:00:00Z"))
+    for resp in (first, second):
+        stack.wait_case(resp.json()["event_id"])
+    submitted = Counter(stack.submitted_item_ids())
+    assert submitted and set(submitted.values()) == {1}
+    items = [
+        i
+        for resp in (first, second)
+        for i in stack.get(f"/status/events/{resp.json()['event_id']}")["cases"][0]["items"]
+    ]
+    assert all(i["state"] in TERMINAL for i in items)
+    cancelled = [i for i in items if i["state"] == "cancelled"]
+    whys = [
+        t["why"]
+        for resp in (first, second)
+        for t in stack.get(f"/status/events/{resp.json()['event_id']}")["timeline"]
+        if t["after"] == "cancelled"
+    ]
+    assert len(cancelled) == len(whys) > 0
+    assert all("superseded by newer event" in w or "not sent twice" in w for w in whys)
+
+
+def test_rehire_withdraws_a_request_the_iga_still_holds(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(sim_config={"approval_delay": 3600})  # removals wait for an approver
+    t_id = stack.send(event_body("asmith", occurred_at="2026-11-20T17:00:00Z")).json()["event_id"]
+    import time
+
+    for _ in range(100):
+        items = stack.get(f"/status/events/{t_id}")["cases"][0]["items"]
+        if any(i["state"] == "submitted" for i in items):
+            break
+        time.sleep(0.1)
+    r_id = stack.send(event_body("asmith", type_="user.enabled", occurred_at="2026-11-21T09:00:00Z")).json()["event_id"]
+    assert stack.wait_case(r_id)["cases"][0]["state"] == "done"
+    (case,) = stack.wait_case(t_id)["cases"]
+    withdrawn = [i for i in case["items"] if i["iga_request_id"]]
+    assert withdrawn and all(i["state"] == "cancelled" for i in withdrawn)
+    assert any("withdrawn" in t["why"] for t in stack.get(f"/status/events/{t_id}")["timeline"])
