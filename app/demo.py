@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 import json
 import secrets
-from datetime import UTC, datetime
 from base64 import b64encode
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI

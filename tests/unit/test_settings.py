@@ -27,7 +27,7 @@ def test_unknown_target_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv(
         "LEAVER_TARGETS", '[{"name": "x", "system": "netiq-ig", "base_url": "https://ig", "clientsecret": "s"}]'
     )
-    with pytest.raises(ConfigError, match="(?i)clientsecret"):
+    with pytest.raises(ConfigError, match=r"(?i)clientsecret"):
         load_settings()
 
 
