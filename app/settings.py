@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     track_max_seconds: float = Field(900.0, gt=0)
     #: Wait before resending a batch whose first send left no trace in the IGA.
     resend_grace_seconds: float = Field(30.0, ge=0)
+    #: On SIGTERM a worker lets running steps finish this long, then hands the rest back.
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
     dry_run: bool = False
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     webhook_tolerance_seconds: int = Field(300, ge=1)

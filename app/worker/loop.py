@@ -149,7 +149,7 @@ class Worker:
             if not claims:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff or self.rt.settings.idle_poll_seconds)
-        await self.drain(self.rt.settings.lease_seconds / 2)
+        await self.drain(self.rt.settings.shutdown_grace_seconds)
 
     async def _work(self, claim: Claim) -> None:
         renewer = asyncio.create_task(self._renew(claim))
