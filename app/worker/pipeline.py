@@ -207,6 +207,7 @@ async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     )
     user = await client.find_user(ids)
     items = await client.list_access(user)
+    crash_point("before_resolve_commit")
     async with write(rt, claim) as tx:
         tx.case.iga_user_id = user.id
         tx.case.iga_user = _iga_user_json(user)
@@ -220,6 +221,7 @@ async def step_plan(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     """Apply policy to the inventory (pure), or, for a rehire, cancel what is still pending."""
     assert snap.user is not None
     withdrawn = await _withdraw_submitted(rt, snap) if snap.event.type == "user.enabled" else {}
+    crash_point("before_plan_commit")
     async with write(rt, claim) as tx:
         case = tx.case
         await lock_subject(tx, snap.target, snap.user.id)
@@ -429,6 +431,7 @@ async def step_submit(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     async with write(rt, claim) as tx:
         tx.case_state("tracking", "every due removal submitted")
         await tx.schedule(tx.now + timedelta(seconds=rt.settings.track_initial_seconds))
+    crash_point("after_submit")
 
 
 async def _submit_batch(
@@ -593,6 +596,7 @@ async def step_track(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
                 )
                 _apply_status(tx, item, state.status, state.raw_status, state.message)
         await _route_after_tracking(rt, tx)
+    crash_point("after_track_commit")
 
 
 async def _route_after_tracking(rt: Runtime, tx: Tx) -> None:
@@ -642,7 +646,12 @@ async def step_verify(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
                         f"the IGA cancelled the request ({item.iga_raw_status}) and the item is still held",
                     )
                 else:
-                    item.note = f"still held {int(grace.total_seconds())}s after the IGA reported completion"
+                    waited = int(grace.total_seconds())
+                    item.note = (
+                        f"still held {waited}s after the IGA reported completion"
+                        if item.state == "submitted"
+                        else f"still held {waited}s on: it goes only with the role or profile that grants it"
+                    )
                     tx.item_state(item, "failed", item.note)
             else:
                 waiting = True

@@ -75,7 +75,12 @@ def make_stack(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Stac
     """Start a simulator and leaver on it; keyword arguments override leaver's settings."""
     started: list[Any] = []
 
-    def start(system: str = "netiq-ig", sim_config: dict[str, Any] | None = None, **overrides: Any) -> Stack:
+    def start(
+        system: str = "netiq-ig",
+        sim_config: dict[str, Any] | None = None,
+        target_http: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Stack:
         sim_cm = serve_in_thread(create_simulator(system))
         sim_url = sim_cm.__enter__()
         started.append(sim_cm)
@@ -83,11 +88,8 @@ def make_stack(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Stac
         http.post(f"{sim_url}/_config", json={**FAST, **(sim_config or {})}).raise_for_status()
         module = importlib.import_module(SIMULATORS[system].split(":")[0])
         target = module.demo_target(sim_url, system)
-        target = target.model_copy(
-            update={
-                "http": target.http.model_copy(update={"attempts": 3, "retry_budget_seconds": 5.0, "read_timeout": 5.0})
-            }
-        )
+        limits = {"attempts": 3, "retry_budget_seconds": 5.0, "read_timeout": 5.0, **(target_http or {})}
+        target = target.model_copy(update={"http": target.http.model_copy(update=limits)})
         settings = make_settings(database_url, tmp_path, [target], **overrides)
         app = create_app(build_runtime(settings))
         app_cm = serve_in_thread(app)

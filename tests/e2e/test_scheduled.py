@@ -1,0 +1,83 @@
+"""A removal planned for later is kept in the database, not in memory: it is submitted at its
+time, once, however often the workers restart in between."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from app.simulator import create_simulator
+from app.simulator.netiq_ig import demo_target
+from tests.procs import leaver_env, query, running, spawn, stop, store_events
+from tests.servers import serve_in_thread
+from tests.support import event_body
+
+POLICY = """
+version: 1
+default: {action: remove, when: effective, reason: "remove the rest"}
+rules:
+  - name: mailbox-grace
+    match: {name: "Mailbox*"}
+    action: remove
+    when: effective+PT6S
+    reason: "mailbox kept a little while"
+"""
+
+
+def _item(database_url: str, name: str) -> tuple[str | None, str | None]:
+    rows = query(database_url, "SELECT state, iga_request_id FROM plan_items WHERE name = :n", n=name)
+    assert len(rows) <= 1
+    return rows[0] if rows else (None, None)
+
+
+def test_scheduled_removal_survives_restarts_and_is_sent_once(database_url: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    with serve_in_thread(create_simulator("netiq-ig")) as sim_url:
+        httpx.post(f"{sim_url}/_config", json={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3})
+        target = demo_target(sim_url)
+        now = datetime.now(UTC).replace(microsecond=0)
+        store_events(
+            database_url,
+            tmp_path,
+            [target],
+            [event_body("jdoe", occurred_at=now.isoformat(), effective_at=now.isoformat())],
+        )
+        env = leaver_env(database_url, tmp_path, [target], LEAVER_POLICY_FILE=str(policy))
+        due = now + timedelta(seconds=6)
+
+        # Worker 1 submits what is due now and leaves the mailbox scheduled; then it is killed.
+        first = spawn(["worker"], env, tmp_path / "w1.log")
+        deadline = time.monotonic() + 20
+        while _item(database_url, "Mailbox jdoe")[0] != "scheduled" or query(
+            database_url, "SELECT count(*) FROM plan_items WHERE state IN ('planned', 'submitted')"
+        ) != [(0,)]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        stop(first, signal.SIGKILL)
+        # Two more short-lived workers before the due time: neither may send it early.
+        for n in (2, 3):
+            w = spawn(["worker"], env, tmp_path / f"w{n}.log")
+            time.sleep(0.5)
+            stop(w, signal.SIGKILL if n == 2 else signal.SIGTERM)
+            assert _item(database_url, "Mailbox jdoe")[0] == "scheduled"
+        assert datetime.now(UTC) < due
+
+        with running(["worker"], env, tmp_path / "w4.log"):
+            deadline = time.monotonic() + 40
+            while _item(database_url, "Mailbox jdoe")[0] != "removed":
+                assert time.monotonic() < deadline, _item(database_url, "Mailbox jdoe")
+                time.sleep(0.2)
+        submitted_at = query(database_url, "SELECT submitted_at FROM plan_items WHERE name = 'Mailbox jdoe'")[0][0]
+        assert submitted_at is not None
+        log = httpx.get(f"{sim_url}/_log", params={"method": "POST", "path": "/api/request/request"}).json()
+        sent = [i["requestItem"] for e in log if e["status"] == 200 for i in e["body"]["requestItems"]]
+        assert len(sent) == len(set(sent))
+        assert len(log) == 2  # the batch due at once, then the mailbox alone at its time
+        assert len(log[1]["body"]["requestItems"]) == 1
+        assert log[1]["time"] >= due.timestamp()
+        assert {r[0] for r in query(database_url, "SELECT state FROM cases")} == {"done"}
