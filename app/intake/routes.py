@@ -47,7 +47,7 @@ def parse_event(body: bytes) -> LeaverEvent:
     try:
         data: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "body is not valid JSON") from None
+        raise Problem(422, "body is not valid JSON") from None
     if isinstance(data, dict) and "user" not in data and isinstance(data.get("data"), dict):
         data = data["data"]  # the Standard Webhooks envelope {"type","timestamp","data"}
     try:
@@ -82,7 +82,7 @@ def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
         401: {"description": "Missing, stale or wrong signature"},
         413: {"description": "Body too large"},
         415: {"description": "Not application/json"},
-        422: {"description": "Not a valid event, or an unknown target"},
+        422: {"description": "Not JSON, not a valid event, or an unknown target"},
         503: {"description": "Database unavailable: retry later"},
     },
 )

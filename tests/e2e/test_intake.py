@@ -13,7 +13,7 @@ import pytest
 from app.api.app import create_app
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, TargetSettings
-from tests.conftest import make_settings
+from tests.conftest import OPS_TOKEN, make_settings
 from tests.support import event_body, row_counts, signed
 
 TARGETS = [
@@ -115,7 +115,7 @@ async def test_stale_signature_is_refused(client: httpx.AsyncClient, rt: Runtime
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
-        (b"{not json", 400, "not valid JSON"),
+        (b"{not json", 422, "not valid JSON"),
         (json.dumps({"id": "x", "type": "user.terminated"}).encode(), 422, "not valid"),
         (json.dumps(event_body(type_="user.promoted")).encode(), 422, "not valid"),
         (json.dumps({**event_body(), "user": {}}).encode(), 422, "not valid"),
@@ -161,3 +161,23 @@ async def test_database_down_answers_503_with_retry_after(tmp_path: Path) -> Non
     assert resp.status_code == 503
     assert resp.headers["retry-after"] == "5"
     assert ready.status_code == 503
+
+
+async def test_status_and_ops_need_the_ops_token(client: httpx.AsyncClient) -> None:
+    for method, path in [
+        ("GET", "/status/summary"),
+        ("GET", "/status/dead-letters"),
+        ("GET", "/"),
+        ("POST", "/ops/cases/1/retry"),
+        ("GET", "/status/events/ev_x"),
+    ]:
+        resp = await client.request(method, path)
+        assert resp.status_code == 401, path
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        wrong = await client.request(method, path, headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+    ok = await client.get("/status/summary", headers={"authorization": f"Bearer {OPS_TOKEN}"})
+    assert ok.status_code == 200
+    missing = await client.get("/status/events/ev_x", headers={"authorization": f"Bearer {OPS_TOKEN}"})
+    assert missing.status_code == 404
+    assert (await client.get("/healthz")).status_code == 200
