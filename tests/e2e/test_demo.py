@@ -77,3 +77,11 @@ def test_demo_from_nothing(tmp_path: Path) -> None:
         assert page.status_code == 200 and event_id in page.text
         ops = httpx.post(f"{url}/ops/cases/1/retry")
         assert ops.status_code == 401  # ops actions need the token even in the demo
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'leaver_events_received_total{outcome="accepted"} 1.0' in metrics
+
+    # Nothing secret reached the log: not the ops token, not the IGA credentials, no bearer token.
+    log = (tmp_path / "serve.log").read_text()
+    ops_token = (tmp_path / "leaver-data" / "ops-token").read_text().strip()
+    for secret in (ops_token, "demo-iac-secret", "demo-svc-password", "Bearer ", "eyJ"):
+        assert secret not in log
