@@ -226,3 +226,28 @@ def test_rehire_withdraws_a_request_the_iga_still_holds(make_stack: Callable[...
     withdrawn = [i for i in case["items"] if i["iga_request_id"]]
     assert withdrawn and all(i["state"] == "cancelled" for i in withdrawn)
     assert any("withdrawn" in t["why"] for t in stack.get(f"/status/events/{t_id}")["timeline"])
+
+
+def test_rehire_says_so_when_the_iga_can_no_longer_withdraw(make_stack: Callable[..., Stack]) -> None:
+    """Fulfilment already completed (only the catalogue has not caught up): IG refuses the retract,
+    and leaver records that instead of pretending the access stays."""
+    stack = make_stack(sim_config={"fulfil_delay": 0, "verify_delay": 3600})
+    t_id = stack.send(event_body("asmith", occurred_at="2026-11-20T17:00:00Z")).json()["event_id"]
+    import time
+
+    for _ in range(100):
+        items = stack.get(f"/status/events/{t_id}")["cases"][0]["items"]
+        if (
+            items
+            and all(i["iga_state"] == "completed" for i in items if i["iga_request_id"])
+            and any(i["iga_request_id"] for i in items)
+        ):
+            break
+        time.sleep(0.1)
+    r_id = stack.send(event_body("asmith", type_="user.enabled", occurred_at="2026-11-21T09:00:00Z")).json()["event_id"]
+    assert stack.wait_case(r_id)["cases"][0]["state"] == "done"
+    timeline = stack.get(f"/status/events/{t_id}")["timeline"]
+    refused = [t["why"] for t in timeline if "not withdrawn" in t["why"]]
+    assert refused, [t["why"] for t in timeline][-5:]
+    items = stack.get(f"/status/events/{t_id}")["cases"][0]["items"]
+    assert all(i["state"] != "cancelled" for i in items if i["iga_request_id"])
