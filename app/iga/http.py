@@ -143,12 +143,17 @@ class OAuth2Token:
             log.warning("iga.refresh_token_revoke_failed", url=self._revoke_url)
 
 
-def _json_field(resp: httpx.Response, name: str) -> str | None:
+def json_object(resp: httpx.Response) -> dict[str, Any] | None:
+    """The body as a JSON object, or None where it is not one (HTML error pages, arrays, ...)."""
     try:
         body = resp.json()
     except ValueError:
         return None
-    value = body.get(name) if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else None
+
+
+def _json_field(resp: httpx.Response, name: str) -> str | None:
+    value = (json_object(resp) or {}).get(name)
     return str(value) if value is not None else None
 
 
@@ -325,5 +330,6 @@ __all__ = [
     "IgaHttp",
     "NoAuth",
     "OAuth2Token",
+    "json_object",
     "retry_after_seconds",
 ]

@@ -34,7 +34,7 @@ from app.iga.base import (
     UserIdentifiers,
     UserNotFound,
 )
-from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token
+from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token, json_object
 from app.settings import TargetSettings
 
 SYSTEM = "netiq-ig"
@@ -154,11 +154,8 @@ def item_state(info: Mapping[str, Any]) -> RequestState:
 
 def fault_text(resp: httpx.Response) -> str:
     """`Fault.Reason.Text` (with its subcode) of an IG error, else the OAuth error or the raw text."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    if not isinstance(body, dict):
+    body = json_object(resp)
+    if body is None:
         return resp.text[:300]
     fault = body.get("Fault")
     if isinstance(fault, dict):

@@ -35,7 +35,7 @@ from app.iga.base import (
     UserIdentifiers,
     UserNotFound,
 )
-from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token
+from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token, json_object
 from app.settings import TargetSettings
 
 SYSTEM = "sailpoint-isc"
@@ -139,11 +139,8 @@ def _values(doc: Any, path: str) -> list[Any]:
 
 def _error_text(resp: httpx.Response) -> str:
     """ISC's error bodies in one line: detailCode, messages, causes (never headers or tokens)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    if not isinstance(body, dict):
+    body = json_object(resp)
+    if body is None:
         return resp.text[:300]
     texts = [m.get("text") for m in [*(body.get("messages") or []), *(body.get("causes") or [])]
              if isinstance(m, dict)]
