@@ -4,7 +4,10 @@ time, once, however often the workers restart in between."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +31,18 @@ rules:
 """
 
 
+@contextmanager
+def _killed_at_exit(procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """Whatever happens in the test, no worker outlives it."""
+    try:
+        yield
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
 def _item(database_url: str, name: str) -> tuple[str | None, str | None]:
     rows = query(database_url, "SELECT state, iga_request_id FROM plan_items WHERE name = :n", n=name)
     assert len(rows) <= 1
@@ -37,7 +52,8 @@ def _item(database_url: str, name: str) -> tuple[str | None, str | None]:
 def test_scheduled_removal_survives_restarts_and_is_sent_once(database_url: str, tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    with serve_in_thread(create_simulator("netiq-ig")) as sim_url:
+    spawned: list[subprocess.Popen[bytes]] = []
+    with serve_in_thread(create_simulator("netiq-ig")) as sim_url, _killed_at_exit(spawned):
         httpx.post(f"{sim_url}/_config", json={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3})
         target = demo_target(sim_url)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -52,6 +68,7 @@ def test_scheduled_removal_survives_restarts_and_is_sent_once(database_url: str,
 
         # Worker 1 submits what is due now and leaves the mailbox scheduled; then it is killed.
         first = spawn(["worker"], env, tmp_path / "w1.log")
+        spawned.append(first)
         deadline = time.monotonic() + 20
         while _item(database_url, "Mailbox jdoe")[0] != "scheduled" or query(
             database_url, "SELECT count(*) FROM plan_items WHERE state IN ('planned', 'submitted')"
@@ -62,6 +79,7 @@ def test_scheduled_removal_survives_restarts_and_is_sent_once(database_url: str,
         # Two more short-lived workers before the due time: neither may send it early.
         for n in (2, 3):
             w = spawn(["worker"], env, tmp_path / f"w{n}.log")
+            spawned.append(w)
             time.sleep(0.5)
             stop(w, signal.SIGKILL if n == 2 else signal.SIGTERM)
             assert _item(database_url, "Mailbox jdoe")[0] == "scheduled"

@@ -69,14 +69,14 @@ def test_worker_sigterm_releases_its_claimed_job_and_a_new_worker_finishes_it(
         env = leaver_env(
             database_url, tmp_path, [target], LEAVER_LEASE_SECONDS="60", LEAVER_SHUTDOWN_GRACE_SECONDS="0.5"
         )
-        worker = spawn(["worker"], env, tmp_path / "worker1.log")
-        deadline = time.monotonic() + 20
-        while not query(database_url, "SELECT id FROM jobs WHERE lease_owner IS NOT NULL"):
-            assert time.monotonic() < deadline, "the worker claimed nothing"
-            time.sleep(0.05)
-        started = time.monotonic()
-        assert stop(worker, signal.SIGTERM, timeout=20) == 0
-        assert time.monotonic() - started < 10
+        with running(["worker"], env, tmp_path / "worker1.log") as worker:
+            deadline = time.monotonic() + 20
+            while not query(database_url, "SELECT id FROM jobs WHERE lease_owner IS NOT NULL"):
+                assert time.monotonic() < deadline, "the worker claimed nothing"
+                time.sleep(0.05)
+            started = time.monotonic()
+            assert stop(worker, signal.SIGTERM, timeout=20) == 0
+            assert time.monotonic() - started < 10
         # Nothing is left leased: a job a dead lease would block for 60 s is free at once.
         assert query(database_url, "SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL") == [(0,)]
 
