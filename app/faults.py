@@ -7,14 +7,18 @@ import os
 import signal
 
 POINTS = (
-    "after_claim",
-    "after_resolve",
-    "after_plan",
+    "after_claim",  # job claimed (leased), nothing done yet
+    "before_resolve_commit",  # user and access read from the IGA, not yet committed
+    "after_resolve",  # resolve committed (boundary resolve -> plan)
+    "before_plan_commit",  # plan computed, not yet committed
+    "after_plan",  # plan committed (boundary plan -> submit)
     "after_intent",  # write-ahead row committed, request not yet sent
     "after_send",  # IGA answered, request IDs not yet committed
-    "after_submit_commit",
-    "after_track",
-    "before_verify_commit",
+    "after_submit_commit",  # one batch's request IDs committed, the case still `submitting`
+    "after_submit",  # every batch submitted, `tracking` committed (boundary submit -> track)
+    "after_track",  # IGA statuses read, not yet committed
+    "after_track_commit",  # a tracking poll committed (boundary track -> verify, or the next poll)
+    "before_verify_commit",  # access listed again, not yet committed
 )
 
 

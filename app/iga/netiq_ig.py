@@ -505,6 +505,12 @@ class NetIqIgClient:
             short = total is None and len(rows) < o.page_size
             if all(found) or not rows or short or (isinstance(total, int) and index >= total):
                 break
+        else:
+            # The list goes on past what we read: "not found" would invite a second submission.
+            raise IgaUncertainError(
+                f"request lookup read {o.lookup_max_pages} pages ({index} items) without reaching the end; "
+                "raise the lookup_max_pages option or narrow recovery_window_seconds"
+            )
         return found
 
     # ------------------------------------------------------------------ tracking

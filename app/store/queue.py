@@ -62,12 +62,15 @@ async def fence(session: AsyncSession, claim: Claim, lease: float) -> None:
 
 
 async def renew(sessions: async_sessionmaker[AsyncSession], claim: Claim, lease: float) -> bool:
+    """Extend a lease we still hold. A job its worker has already freed (scheduled for later,
+    `lease_until` NULL) stays free: a late renewal must not lease it again to nobody."""
     async with sessions() as session, session.begin():
-        try:
-            await fence(session, claim, lease)
-        except LeaseLost:
-            return False
-    return True
+        result = await session.execute(
+            update(Job)
+            .where(Job.id == claim.job_id, Job.claims == claim.token, Job.lease_until.is_not(None))
+            .values(lease_until=utcnow() + timedelta(seconds=lease))
+        )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def release(

@@ -152,19 +152,26 @@ class Worker:
         await self.drain(self.rt.settings.shutdown_grace_seconds)
 
     async def _work(self, claim: Claim) -> None:
-        renewer = asyncio.create_task(self._renew(claim))
+        finished = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(claim, finished))
         try:
             await run_case(self.rt, claim)
         except Exception:
             log.exception("worker.unexpected_error", case=claim.case_id)
         finally:
-            renewer.cancel()
+            # Stop renewing, but let a renewal in flight finish: cancelling it mid-query would
+            # drop its database connection.
+            finished.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(renewer, timeout=self.rt.settings.lease_seconds)
             self._running.pop(claim.job_id, None)
 
-    async def _renew(self, claim: Claim) -> None:
+    async def _renew(self, claim: Claim, finished: asyncio.Event) -> None:
         interval = self.rt.settings.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), timeout=interval)
+                return
             try:
                 if not await renew(self.rt.sessions, claim, self.rt.settings.lease_seconds):
                     return

@@ -671,3 +671,16 @@ async def test_cancel_request(client: NetIqIgClient, sim: NetIqIgSimulator) -> N
     assert (await client.get_requests(user, [first]))[first.tracking_id].status is IgaStatus.CANCELLED
     sim.clock.advance(1.5)
     assert not await client.cancel_request(user, second, "rehired")  # fulfilled already
+
+
+async def test_lookup_that_cannot_read_to_the_end_is_uncertain_not_absent(app: FastAPI) -> None:
+    """Recovery that stops reading before the list ends must not say "never sent": that would
+    invite a second submission."""
+    async with connect(app, page_size=1, lookup_max_pages=1) as client:
+        user = await jdoe(client)
+        items = await client.list_access(user)
+        await client.submit_removals(user, removals([by_name(items, "VPN Users")]), "leaver-7-1")
+        await client.submit_removals(user, removals([by_name(items, "Finance RW")], first=2), "leaver-7-2")
+        older = removals([by_name(items, "VPN Users")])
+        with pytest.raises(IgaUncertainError, match="lookup_max_pages"):
+            await client.find_existing(user, older, "leaver-9-9")
