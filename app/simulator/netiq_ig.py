@@ -874,7 +874,8 @@ class NetIqIgSimulator(SimulatorBase):
         }
 
     def requests_for(self, principal: str, q: Mapping[str, str]) -> list[dict[str, Any]]:
-        """The `/request/requests` list: the caller's requests (all with getAll=true), filtered."""
+        """The `/request/requests` list: the caller's requests (all with getAll=true), filtered,
+        as `{"item": ...}` placeholders that `request_json` renders for the page asked for."""
         self.settle()
         now = self.clock.now()
         get_all = _bool(q, "getAll", False)
@@ -913,7 +914,7 @@ class NetIqIgSimulator(SimulatorBase):
             rows.append(item)
         descending = q.get("sortOrder", "DESC").upper() != "ASC"
         rows.sort(key=lambda i: (i.submitted, i.item_id), reverse=descending)
-        return [self.request_json(i, now) for i in rows]
+        return [{"item": i} for i in rows]  # rendered per page only: the list may be long
 
 
 # ---------------------------------------------------------------- helpers
@@ -1273,6 +1274,8 @@ def create_app(sim: NetIqIgSimulator | None = None) -> FastAPI:
             principal = caller(request)
             rows = sim.requests_for(principal, params)
             page = _page(sim, params, "requests", rows, 0)
+            now = sim.clock.now()
+            page["requests"] = [sim.request_json(row["item"], now) for row in page["requests"]]
         page.pop("indexFrom")
         page.pop("size")
         return page
