@@ -105,9 +105,7 @@ then:
 
 @cli.command()
 def worker(
-    concurrency: Annotated[
-        int | None, typer.Option(help="Cases worked at once (default LEAVER_WORKERS).")
-    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Cases worked at once (default LEAVER_WORKERS).")] = None,
 ) -> None:
     """Run workers only (scale-out: any number of these share one PostgreSQL)."""
     from app.runtime import build_runtime
@@ -115,9 +113,7 @@ def worker(
 
     settings = _settings()
     if settings.demo:
-        _fail(
-            "`leaver worker` needs IGA targets (LEAVER_TARGETS or LEAVER_CONFIG_FILE); the demo runs in `serve`"
-        )
+        _fail("`leaver worker` needs IGA targets (LEAVER_TARGETS or LEAVER_CONFIG_FILE); the demo runs in `serve`")
 
     async def main() -> None:
         rt = build_runtime(settings)
@@ -156,9 +152,7 @@ def simulate(
         app = create_simulator(system)
     except ValueError as exc:
         _fail(str(exc))
-    typer.echo(
-        f"{system} simulator on http://{host}:{port} (control: /_log /_faults /_config /_clock /_reset)"
-    )
+    typer.echo(f"{system} simulator on http://{host}:{port} (control: /_log /_faults /_config /_clock /_reset)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -183,13 +177,9 @@ def _token_for_cli(settings: Settings) -> str | None:
 
 @events_app.command("send")
 def events_send(
-    file: Annotated[
-        Path, typer.Argument(help="JSON file with the generic event.", exists=True, dir_okay=False)
-    ],
+    file: Annotated[Path, typer.Argument(help="JSON file with the generic event.", exists=True, dir_okay=False)],
     url: Annotated[str, typer.Option(help="Base URL of leaver.")] = "http://127.0.0.1:8000",
-    message_id: Annotated[
-        str | None, typer.Option("--id", help="webhook-id (default: derived from the body).")
-    ] = None,
+    message_id: Annotated[str | None, typer.Option("--id", help="webhook-id (default: derived from the body).")] = None,
 ) -> None:
     """Sign (Standard Webhooks) and post an event; sending the same file again is a redelivery."""
     from app.intake.signature import sign

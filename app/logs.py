@@ -10,9 +10,7 @@ from typing import Any
 import structlog
 
 SECRET_KEYS = re.compile(r"(secret|password|token|authorization|signature|api[_-]?key|client_secret)", re.I)
-SECRET_VALUES = re.compile(
-    r"(whsec_[A-Za-z0-9+/=]+|Bearer\s+[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9._-]+)"
-)
+SECRET_VALUES = re.compile(r"(whsec_[A-Za-z0-9+/=]+|Bearer\s+[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9._-]+)")
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -3,9 +3,7 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_RECEIVED = Counter("leaver_events_received_total", "Webhook events accepted", ["outcome"])
-IGA_CALLS = Counter(
-    "leaver_iga_calls_total", "HTTP calls made to IGA systems", ["target", "method", "status"]
-)
+IGA_CALLS = Counter("leaver_iga_calls_total", "HTTP calls made to IGA systems", ["target", "method", "status"])
 ITEMS_FINISHED = Counter("leaver_items_finished_total", "Plan items that reached a terminal state", ["state"])
 CASES_FINISHED = Counter("leaver_cases_finished_total", "Cases that reached a terminal state", ["state"])
 JOBS_CLAIMED = Counter("leaver_jobs_claimed_total", "Jobs claimed by workers")

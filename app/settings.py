@@ -217,9 +217,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(describe_validation_error(exc)) from None
     for secret in settings.webhook_secrets:
         if not secret.startswith("whsec_"):
-            raise ConfigError(
-                "LEAVER_WEBHOOK_SECRET: each secret must start with 'whsec_' (Standard Webhooks)"
-            )
+            raise ConfigError("LEAVER_WEBHOOK_SECRET: each secret must start with 'whsec_' (Standard Webhooks)")
     if not settings.resolved_policy_file.is_file():
         raise ConfigError(f"LEAVER_POLICY_FILE: no such file: {settings.resolved_policy_file}")
     return settings

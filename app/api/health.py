@@ -27,9 +27,7 @@ async def readyz(request: Request) -> JSONResponse:
             await conn.execute(text("SELECT 1"))
         revision = await current_revision(rt.engine)
     except Exception as exc:  # any failure to reach the database means "not ready"
-        return problem_response(
-            503, f"database unreachable ({type(exc).__name__})", headers={"Retry-After": "5"}
-        )
+        return problem_response(503, f"database unreachable ({type(exc).__name__})", headers={"Retry-After": "5"})
     head = head_revision()
     if revision != head:
         return problem_response(503, f"database schema at {revision}, expected {head}: run `leaver migrate`")

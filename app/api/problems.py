@@ -26,16 +26,12 @@ TITLES = {
 class Problem(Exception):
     """Raise anywhere in a route to answer with a problem document."""
 
-    def __init__(
-        self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
-    ) -> None:
+    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.detail, self.headers, self.extra = status, detail, headers or {}, extra
 
 
-def problem_response(
-    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
+def problem_response(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {
         "type": "about:blank",
         "title": TITLES.get(status, "Error"),

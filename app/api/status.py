@@ -109,9 +109,7 @@ async def event_status(event_id: str, request: Request) -> dict[str, Any]:
             raise Problem(404, f"no event {event_id!r}")
         event = events[0]
         requests = await _requests(session, [c.id for c in event.cases])
-        timeline = (
-            await session.scalars(select(Audit).where(Audit.event_id == event_id).order_by(Audit.id))
-        ).all()
+        timeline = (await session.scalars(select(Audit).where(Audit.event_id == event_id).order_by(Audit.id))).all()
     return {
         **event_view(event),
         "cases": [case_view(c, requests) for c in event.cases],
@@ -168,13 +166,8 @@ def time_to_revoke(cases: list[Case]) -> list[float]:
 async def summary(request: Request) -> dict[str, Any]:
     rt: Runtime = request.app.state.runtime
     async with rt.sessions() as session:
-        cases = dict(
-            (await session.execute(select(Case.state, func.count()).group_by(Case.state))).all()
-        )
-        items = dict(
-            (await session.execute(select(PlanItem.state, func.count()).group_by(PlanItem.state)))
-            .all()
-        )
+        cases = dict((await session.execute(select(Case.state, func.count()).group_by(Case.state))).all())
+        items = dict((await session.execute(select(PlanItem.state, func.count()).group_by(PlanItem.state))).all())
         oldest = await session.scalar(
             select(Case).where(Case.state.not_in(CASE_TERMINAL)).order_by(Case.created_at).limit(1)
         )

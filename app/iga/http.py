@@ -117,9 +117,7 @@ class OAuth2Token:
         except httpx.TransportError as exc:
             raise IgaTransientError(f"token endpoint unreachable: {type(exc).__name__}") from exc
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise IgaTransientError(
-                f"token endpoint answered {resp.status_code}", status_code=resp.status_code
-            )
+            raise IgaTransientError(f"token endpoint answered {resp.status_code}", status_code=resp.status_code)
         if resp.status_code != 200:
             # The body may echo the grant; only the standard error fields are safe to repeat.
             detail = _json_field(resp, "error_description") or _json_field(resp, "error") or ""

@@ -142,16 +142,19 @@ def _error_text(resp: httpx.Response) -> str:
     body = json_object(resp)
     if body is None:
         return resp.text[:300]
-    texts = [m.get("text") for m in [*(body.get("messages") or []), *(body.get("causes") or [])]
-             if isinstance(m, dict)]
+    texts = [m.get("text") for m in [*(body.get("messages") or []), *(body.get("causes") or [])] if isinstance(m, dict)]
     parts = [body.get("detailCode"), *texts, body.get("error"), body.get("message")]
     return " | ".join(str(p).strip() for p in parts if p)[:500]
 
 
 def _messages(row: Mapping[str, Any]) -> str | None:
     """The text ISC gives for a row's outcome: its error messages, else the cancellation comment."""
-    texts = [str(m["text"]) for group in row.get("errorMessages") or [] for m in (group or [])
-             if isinstance(m, dict) and m.get("text")]
+    texts = [
+        str(m["text"])
+        for group in row.get("errorMessages") or []
+        for m in (group or [])
+        if isinstance(m, dict) and m.get("text")
+    ]
     if texts:
         return "; ".join(texts)
     cancelled = row.get("cancelledRequestDetails") or {}
@@ -188,8 +191,15 @@ class SailPointIscClient:
             requests_per_second=h.requests_per_second or REQUESTS_PER_SECOND,
             max_concurrency=h.max_concurrency or default.max_concurrency,
         )
-        self.http = IgaHttp(target.name, target.base_url, token, policy, error_text=_error_text,
-                            transport=transport, verify=h.verify_tls)
+        self.http = IgaHttp(
+            target.name,
+            target.base_url,
+            token,
+            policy,
+            error_text=_error_text,
+            transport=transport,
+            verify=h.verify_tls,
+        )
         self._prefix = f"/{self.options.api_version}"
         self._in_filter = True  # cleared when the tenant refuses `accessRequestId in (...)`
 
@@ -199,7 +209,12 @@ class SailPointIscClient:
     # ---- paging
 
     async def _pages(
-        self, method: str, path: str, params: Mapping[str, str], page_size: int, body: Any = None,
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        page_size: int,
+        body: Any = None,
         window: int | None = None,
     ) -> list[Any]:
         """Every record of a collection. `X-Total-Count` decides the end, because a server may
@@ -209,7 +224,9 @@ class SailPointIscClient:
         while True:
             limit = page_size if window is None else min(page_size, window - offset)
             resp = await self.http.request(
-                method, path, params={**params, "limit": str(limit), "offset": str(offset), "count": "true"},
+                method,
+                path,
+                params={**params, "limit": str(limit), "offset": str(offset), "count": "true"},
                 json=body,
             )
             page = resp.json()
@@ -275,10 +292,14 @@ class SailPointIscClient:
         flt = f"nativeIdentity eq {_quote(dn)}"
         if self.options.dn_source_id:
             flt += f" and sourceId eq {_quote(self.options.dn_source_id)}"
-        accounts = await self._pages("GET", f"{self._prefix}/accounts", {"filters": flt},
-                                     self.options.status_page_size)
-        owners = sorted({a["identityId"] for a in accounts
-                         if a.get("identityId") and _norm_dn(str(a.get("nativeIdentity", ""))) == _norm_dn(dn)})
+        accounts = await self._pages("GET", f"{self._prefix}/accounts", {"filters": flt}, self.options.status_page_size)
+        owners = sorted(
+            {
+                a["identityId"]
+                for a in accounts
+                if a.get("identityId") and _norm_dn(str(a.get("nativeIdentity", ""))) == _norm_dn(dn)
+            }
+        )
         return [await self._identity(i) for i in owners]
 
     async def _identity(self, identity_id: str) -> dict[str, Any]:
@@ -431,11 +452,16 @@ class SailPointIscClient:
                 # High volume can spread one submission over several IDs: the rows tell which is whose.
                 if rows is None:
                     rows = await self._rows_for_ids(user, sorted({i for v in ids_by_tag.values() for i in v}))
-                row = next((r for r in rows
-                            if str(r.get("accessRequestId")) in candidates and self._is_row_of(r, kind, req)), None)
+                row = next(
+                    (r for r in rows if str(r.get("accessRequestId")) in candidates and self._is_row_of(r, kind, req)),
+                    None,
+                )
                 request_id = str(row["accessRequestId"]) if row else candidates[0]
-            refs.append(RequestRef(item_id=req.item.id, request_id=request_id,
-                                   tracking_id=f"{request_id}:{_tag(kind, req.item.id)}"))
+            refs.append(
+                RequestRef(
+                    item_id=req.item.id, request_id=request_id, tracking_id=f"{request_id}:{_tag(kind, req.item.id)}"
+                )
+            )
         return refs
 
     @staticmethod
@@ -456,7 +482,8 @@ class SailPointIscClient:
             since = _iso(datetime.now(UTC) - timedelta(days=self.options.lookup_window_days))
             created = _quote(since) if self.options.created_filter_quoted else since
             rows = await self._status_rows(
-                {"requested-for": user.id, "sorters": "-created", "filters": f"created ge {created}"})
+                {"requested-for": user.id, "sorters": "-created", "filters": f"created ge {created}"}
+            )
             refs: dict[str, RequestRef] = {}
             for row in rows:  # newest first: a later resend under the same key wins
                 meta = row.get("clientMetadata") or {}
@@ -465,9 +492,14 @@ class SailPointIscClient:
                     continue
                 request_id = str(row.get("accessRequestId"))
                 state = self._state(row)
-                refs[tag] = RequestRef(item_id=wanted[tag].item.id, request_id=request_id,
-                                       tracking_id=f"{request_id}:{tag}", status=state.status,
-                                       raw_status=state.raw_status, message=state.message)
+                refs[tag] = RequestRef(
+                    item_id=wanted[tag].item.id,
+                    request_id=request_id,
+                    tracking_id=f"{request_id}:{tag}",
+                    status=state.status,
+                    raw_status=state.raw_status,
+                    message=state.message,
+                )
             if refs:
                 return [refs[t] for t in wanted if t in refs]
         return []
@@ -475,8 +507,7 @@ class SailPointIscClient:
     # ---- tracking
 
     async def _status_rows(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        rows = await self._pages("GET", f"{self._prefix}/access-request-status", params,
-                                 self.options.status_page_size)
+        rows = await self._pages("GET", f"{self._prefix}/access-request-status", params, self.options.status_page_size)
         return [r for r in rows if isinstance(r, dict)]
 
     async def _rows_for_ids(self, user: IgaUser, request_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -485,7 +516,7 @@ class SailPointIscClient:
         base = {"requested-for": user.id, "sorters": "-created"}
         rows: list[dict[str, Any]] = []
         step = self.options.status_ids_per_call
-        chunks = [request_ids[i:i + step] for i in range(0, len(request_ids), step)]
+        chunks = [request_ids[i : i + step] for i in range(0, len(request_ids), step)]
         for chunk in chunks:
             if self._in_filter:
                 flt = f"accessRequestId in ({','.join(_quote(i) for i in chunk)})"

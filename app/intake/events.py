@@ -29,9 +29,7 @@ class EventUser(BaseModel):
         return self
 
     def label(self) -> str:
-        return (
-            self.username or self.email or self.employee_id or self.dn or next(iter(self.ids.values()), "?")
-        )
+        return self.username or self.email or self.employee_id or self.dn or next(iter(self.ids.values()), "?")
 
 
 class LeaverEvent(BaseModel):

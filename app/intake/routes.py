@@ -63,9 +63,7 @@ def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
             raise Problem(422, "no IGA target is configured")
         return names
     if event.target not in names:
-        raise Problem(
-            422, f"unknown target {event.target!r}; configured targets: {', '.join(names) or 'none'}"
-        )
+        raise Problem(422, f"unknown target {event.target!r}; configured targets: {', '.join(names) or 'none'}")
     return [event.target]
 
 

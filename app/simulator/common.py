@@ -138,6 +138,8 @@ def _loggable_body(raw: bytes, content_type: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
+
+
 CONTROL_PATHS = ("/_log", "/_faults", "/_clock", "/_config", "/_reset", "/_state")
 
 

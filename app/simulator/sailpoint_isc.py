@@ -55,8 +55,15 @@ SEARCH_LIMIT_MAX = 10000
 RATE_WINDOW = 10.0
 
 TERMINAL = frozenset(
-    {"REQUEST_COMPLETED", "NOT_ALL_ITEMS_PROVISIONED", "PROVISIONING_FAILED", "ERROR", "REJECTED", "CANCELLED",
-     "TERMINATED"}
+    {
+        "REQUEST_COMPLETED",
+        "NOT_ALL_ITEMS_PROVISIONED",
+        "PROVISIONING_FAILED",
+        "ERROR",
+        "REJECTED",
+        "CANCELLED",
+        "TERMINATED",
+    }
 )
 FINAL_STATE = {
     "completed": "REQUEST_COMPLETED",
@@ -66,11 +73,14 @@ FINAL_STATE = {
     "terminated": "TERMINATED",
 }
 ITEM_TYPES = ("ROLE", "ACCESS_PROFILE", "ENTITLEMENT")
-NULLABLE_REFS = frozenset({"cancelledRequestDetails", "provisioningDetails", "preApprovalTriggerDetails",
-                           "sodViolationContext"})
+NULLABLE_REFS = frozenset(
+    {"cancelledRequestDetails", "provisioningDetails", "preApprovalTriggerDetails", "sodViolationContext"}
+)
 DETAIL_CODES = {
-    400: ("400.1 Bad Request Content",
-          "The request was syntactically correct but its content is semantically invalid."),
+    400: (
+        "400.1 Bad Request Content",
+        "The request was syntactically correct but its content is semantically invalid.",
+    ),
     403: ("403 Forbidden", "The server understood the request but refuses to authorize it."),
     404: ("404 Not found", "The server did not find a current representation for the target resource."),
     405: ("405 Method Not Allowed", "The request method is not supported for the target resource."),
@@ -153,7 +163,7 @@ def parse_filter(text: str, allowed: Mapping[str, set[str]]) -> Predicate:
     while pos < len(text):
         m = _FILTER_TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise bad(f"invalid filter near: {text[pos:pos + 20]!r}")
+            raise bad(f"invalid filter near: {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         tokens.append((kind, m.group(kind)))
         pos = m.end()
@@ -212,7 +222,7 @@ def parse_filter(text: str, allowed: Mapping[str, set[str]]) -> Predicate:
             return lambda row: row.get(name) is None
         operand = value()
         if op == "in" and not isinstance(operand, list):
-            raise bad("'in' needs a list such as (\"a\",\"b\")")
+            raise bad('\'in\' needs a list such as ("a","b")')
         return _compare(name, op, operand)
 
     def conjunction() -> Predicate:
@@ -282,8 +292,9 @@ def sort_rows(rows: list[dict[str, Any]], sorters: str | None, allowed: set[str]
         name = key.lstrip("+-")
         if name not in allowed:
             raise bad(f"sorting is not supported for field '{name}'")
-        rows = sorted(rows, key=lambda r: (r.get(name) is None, _comparable(r.get(name) or "")),
-                      reverse=key.startswith("-"))
+        rows = sorted(
+            rows, key=lambda r: (r.get(name) is None, _comparable(r.get(name) or "")), reverse=key.startswith("-")
+        )
     return rows
 
 
@@ -293,7 +304,7 @@ def sort_rows(rows: list[dict[str, Any]], sorters: str | None, allowed: set[str]
 # so a phrase matches inside longer values: the client must keep only exact matches.
 
 _QUERY_TOKEN = re.compile(
-    r'\s*(?:(?P<nested>@(?P<nname>\w+)\()|(?P<lp>\()|(?P<rp>\))|(?P<op>AND|OR|NOT)(?=[\s(]|$)'
+    r"\s*(?:(?P<nested>@(?P<nname>\w+)\()|(?P<lp>\()|(?P<rp>\))|(?P<op>AND|OR|NOT)(?=[\s(]|$)"
     r'|(?P<term>(?P<field>[\w.]+):(?P<value>"(?:[^"\\]|\\.)*"|[^\s()"]+))|(?P<all>\*(?=[\s)]|$))'
     r'|(?P<bare>"(?:[^"\\]|\\.)*"|[^\s()"]+))'
 )
@@ -331,7 +342,7 @@ def _term_matches(values: Iterable[Any], raw: str, exact: bool) -> bool:
         return False
     for s in strings:
         toks = analyse(s)
-        if any(toks[i:i + len(wanted)] == wanted for i in range(len(toks) - len(wanted) + 1)):
+        if any(toks[i : i + len(wanted)] == wanted for i in range(len(toks) - len(wanted) + 1)):
             return True
     return False
 
@@ -343,7 +354,7 @@ def parse_query(text: str) -> Predicate:
     while pos < len(text):
         m = _QUERY_TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise bad(f"Unable to parse query near: {text[pos:pos + 20]!r}")
+            raise bad(f"Unable to parse query near: {text[pos : pos + 20]!r}")
         tokens.append(m)
         pos = m.end()
         while pos < len(text) and text[pos].isspace():
@@ -392,8 +403,10 @@ def parse_query(text: str) -> Predicate:
 
     def conjunction() -> Predicate:
         parts = [atom()]
-        while (nxt := peek()) is not None and (nxt.lastgroup != "rp") and not (
-            nxt.lastgroup == "op" and nxt.group("op") == "OR"
+        while (
+            (nxt := peek()) is not None
+            and (nxt.lastgroup != "rp")
+            and not (nxt.lastgroup == "op" and nxt.group("op") == "OR")
         ):
             if nxt.lastgroup == "op" and nxt.group("op") == "AND":
                 take()
@@ -431,8 +444,9 @@ class SimConfig(BaseModel):
     fulfil_delay: float = Field(1.0, ge=0)
     #: Search index lag: a removed item stays in `access[]` this long after REQUEST_COMPLETED.
     verify_delay: float = Field(2.0, ge=0)
-    outcome: Literal["completed", "rejected", "failed", "cancelled", "not_all_items_provisioned", "terminated",
-                     "error"] = "completed"
+    outcome: Literal[
+        "completed", "rejected", "failed", "cancelled", "not_all_items_provisioned", "terminated", "error"
+    ] = "completed"
     token_lifetime: int = Field(749, ge=1)
     #: The most records a list page holds (ISC: 250). Set lower, it also caps search pages.
     page_size_max: int = Field(LIST_LIMIT_MAX, ge=1)
@@ -625,19 +639,37 @@ class IscSimulator(SimulatorBase):
                 continue  # applications and accounts are not access items in ISC
             apps.add(access.application)
             direct = access.granted_by == "direct"
-            holdings.append(Holding(self._item(access), revocable=direct, standalone=direct, via=access.via,
-                                    birthright=access.granted_by == "birthright"))
+            holdings.append(
+                Holding(
+                    self._item(access),
+                    revocable=direct,
+                    standalone=direct,
+                    via=access.via,
+                    birthright=access.granted_by == "birthright",
+                )
+            )
         ident_id = hex_id("identity", person.username)
         accounts = []
         for app in sorted(apps):
             native = person.dn if app == "Corporate Directory" else person.username
-            accounts.append({
-                "id": hex_id("account", person.username, app), "name": native, "accountId": native,
-                "source": {"id": hex_id("source", app), "name": app, "type": "LDAP" if app == "Corporate Directory"
-                           else "Web Services"},
-                "disabled": False, "locked": False, "privileged": False, "manuallyCorrelated": False,
-                "created": iso(created), "entitlementAttributes": None,
-            })
+            accounts.append(
+                {
+                    "id": hex_id("account", person.username, app),
+                    "name": native,
+                    "accountId": native,
+                    "source": {
+                        "id": hex_id("source", app),
+                        "name": app,
+                        "type": "LDAP" if app == "Corporate Directory" else "Web Services",
+                    },
+                    "disabled": False,
+                    "locked": False,
+                    "privileged": False,
+                    "manuallyCorrelated": False,
+                    "created": iso(created),
+                    "entitlementAttributes": None,
+                }
+            )
         ident = Identity(ident_id, person, created, holdings, accounts)
         self.identities[ident_id] = ident
         return ident
@@ -659,10 +691,18 @@ class IscSimulator(SimulatorBase):
             self.windows.pop(stale, None)
         jti = new_id()
         claims: dict[str, Any] = {
-            "tenant_id": hex_id("tenant", TENANT), "pod": POD, "org": TENANT, "internal": True,
-            "strong_auth_supported": False, "strong_auth": False, "authorities": authorities,
-            "client_id": client_id, "scope": ["sp:scopes:all"], "jti": jti,
-            "exp": int(now + self.config.token_lifetime), "iat": int(now),
+            "tenant_id": hex_id("tenant", TENANT),
+            "pod": POD,
+            "org": TENANT,
+            "internal": True,
+            "strong_auth_supported": False,
+            "strong_auth": False,
+            "authorities": authorities,
+            "client_id": client_id,
+            "scope": ["sp:scopes:all"],
+            "jti": jti,
+            "exp": int(now + self.config.token_lifetime),
+            "iat": int(now),
         }
         if identity_id:
             claims.update(identity_id=identity_id, user_name=ADMIN["name"])
@@ -674,9 +714,17 @@ class IscSimulator(SimulatorBase):
         token = head + "." + b64(hmac.new(self.secret, head.encode(), hashlib.sha256).digest())
         self.tokens[token] = Token(authorities, client_id, identity_id, now + self.config.token_lifetime)
         body: dict[str, Any] = {
-            "access_token": token, "token_type": "bearer", "expires_in": self.config.token_lifetime,
-            "scope": "sp:scopes:all", "tenant_id": claims["tenant_id"], "pod": POD, "org": TENANT,
-            "internal": True, "strong_auth_supported": False, "strong_auth": False, "jti": jti,
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": self.config.token_lifetime,
+            "scope": "sp:scopes:all",
+            "tenant_id": claims["tenant_id"],
+            "pod": POD,
+            "org": TENANT,
+            "internal": True,
+            "strong_auth_supported": False,
+            "strong_auth": False,
+            "jti": jti,
             "accessType": "OFFLINE" if identity_id else "CLIENT_CREDENTIALS",
         }
         if identity_id:
@@ -740,24 +788,48 @@ class IscSimulator(SimulatorBase):
         holdings = [h for h in ident.holdings if h.indexed(now)]
         access = [self.access_doc(h) for h in holdings]
         doc: dict[str, Any] = {
-            "id": ident.id, "name": p.username, "displayName": p.display_name, "firstName": first,
-            "lastName": last, "email": p.email, "employeeNumber": p.employee_id, "created": iso(ident.created),
+            "id": ident.id,
+            "name": p.username,
+            "displayName": p.display_name,
+            "firstName": first,
+            "lastName": last,
+            "email": p.email,
+            "employeeNumber": p.employee_id,
+            "created": iso(ident.created),
             "modified": iso(max([ident.created] + [h.removed_at or 0 for h in ident.holdings])),
-            "synced": iso(now), "inactive": False, "protected": False, "status": "ACTIVE", "disabled": False,
-            "locked": False, "isManager": False, "manager": None, "processingState": None,
+            "synced": iso(now),
+            "inactive": False,
+            "protected": False,
+            "status": "ACTIVE",
+            "disabled": False,
+            "locked": False,
+            "isManager": False,
+            "manager": None,
+            "processingState": None,
             "identityProfile": {"id": hex_id("profile", "employees"), "name": "Employees"},
             "source": {"id": hex_id("source", "HR"), "name": "HR"},
             "attributes": {
-                "uid": p.username, "email": p.email, "displayName": p.display_name, "firstname": first,
-                "lastname": last, "identificationNumber": p.employee_id, "cloudLifecycleState": "active",
-                "cloudStatus": "UNREGISTERED", "identityState": "ACTIVE", **p.attributes,
+                "uid": p.username,
+                "email": p.email,
+                "displayName": p.display_name,
+                "firstname": first,
+                "lastname": last,
+                "identificationNumber": p.employee_id,
+                "cloudLifecycleState": "active",
+                "cloudStatus": "UNREGISTERED",
+                "identityState": "ACTIVE",
+                **p.attributes,
             },
             "accountCount": len(ident.accounts),
             "accessCount": len(access),
             "roleCount": sum(1 for a in access if a["type"] == "ROLE"),
             "accessProfileCount": sum(1 for a in access if a["type"] == "ACCESS_PROFILE"),
             "entitlementCount": sum(1 for a in access if a["type"] == "ENTITLEMENT"),
-            "pod": POD, "org": TENANT, "_type": "identity", "type": "identity", "_version": "v7",
+            "pod": POD,
+            "org": TENANT,
+            "_type": "identity",
+            "type": "identity",
+            "_version": "v7",
         }
         if nested:
             doc["accounts"] = ident.accounts
@@ -767,15 +839,26 @@ class IscSimulator(SimulatorBase):
     @staticmethod
     def access_doc(h: Holding) -> dict[str, Any]:
         it = h.item
-        doc: dict[str, Any] = {"id": it.id, "name": it.name, "displayName": it.name, "type": it.type,
-                               "description": it.description}
+        doc: dict[str, Any] = {
+            "id": it.id,
+            "name": it.name,
+            "displayName": it.name,
+            "type": it.type,
+            "description": it.description,
+        }
         if it.type == "ROLE":
             doc.update(owner=OWNER, disabled=False, revocable=h.revocable)
         elif it.type == "ACCESS_PROFILE":
             doc.update(source=it.source, owner=OWNER, revocable=h.revocable)
         else:
-            doc.update(source=it.source, privileged=it.privileged, attribute=it.attribute, value=it.value,
-                       standalone=h.standalone, schema="group")
+            doc.update(
+                source=it.source,
+                privileged=it.privileged,
+                attribute=it.attribute,
+                value=it.value,
+                standalone=h.standalone,
+                schema="group",
+            )
             if h.birthright:
                 doc["revocable"] = False
         return doc
@@ -784,34 +867,63 @@ class IscSimulator(SimulatorBase):
         out = []
         for ident in self.identities.values():
             for acc in ident.accounts:
-                out.append({
-                    "id": acc["id"], "name": acc["name"], "created": acc["created"], "modified": acc["created"],
-                    "sourceId": acc["source"]["id"], "sourceName": acc["source"]["name"], "identityId": ident.id,
-                    "cloudLifecycleState": "active", "identityState": "ACTIVE", "connectionType": "direct",
-                    "isMachine": False, "attributes": {"uid": acc["accountId"]},
-                    "authoritative": False, "description": None, "disabled": False, "locked": False,
-                    "nativeIdentity": acc["accountId"], "systemAccount": False, "uncorrelated": False,
-                    "uuid": None, "manuallyCorrelated": False, "hasEntitlements": True,
-                    "identity": {"id": ident.id, "type": "IDENTITY", "name": ident.person.username},
-                })
+                out.append(
+                    {
+                        "id": acc["id"],
+                        "name": acc["name"],
+                        "created": acc["created"],
+                        "modified": acc["created"],
+                        "sourceId": acc["source"]["id"],
+                        "sourceName": acc["source"]["name"],
+                        "identityId": ident.id,
+                        "cloudLifecycleState": "active",
+                        "identityState": "ACTIVE",
+                        "connectionType": "direct",
+                        "isMachine": False,
+                        "attributes": {"uid": acc["accountId"]},
+                        "authoritative": False,
+                        "description": None,
+                        "disabled": False,
+                        "locked": False,
+                        "nativeIdentity": acc["accountId"],
+                        "systemAccount": False,
+                        "uncorrelated": False,
+                        "uuid": None,
+                        "manuallyCorrelated": False,
+                        "hasEntitlements": True,
+                        "identity": {"id": ident.id, "type": "IDENTITY", "name": ident.person.username},
+                    }
+                )
         return out
 
     def row_doc(self, row: Row, now: float) -> dict[str, Any]:
         state, since = row.state(now)
         approval_done = now >= row.approved_at or row.cancelled_at is not None
         approval_status = (
-            "CANCELLED" if row.cancelled_at is not None and row.cancelled_at <= row.approved_at
-            else "PENDING" if not approval_done
-            else "REJECTED" if state == "REJECTED" else "APPROVED"
+            "CANCELLED"
+            if row.cancelled_at is not None and row.cancelled_at <= row.approved_at
+            else "PENDING"
+            if not approval_done
+            else "REJECTED"
+            if state == "REJECTED"
+            else "APPROVED"
         )
         approvals = []
         if row.approval_id:
-            approvals.append({
-                "approvalId": row.approval_id, "forwarded": False, "originalOwner": APPROVER,
-                "currentOwner": APPROVER, "modified": iso(min(now, row.approved_at)), "status": approval_status,
-                "scheme": "MANAGER", "errorMessages": None, "comment": None,
-                "removeDate": iso(row.remove_at) if row.remove_at else None,
-            })
+            approvals.append(
+                {
+                    "approvalId": row.approval_id,
+                    "forwarded": False,
+                    "originalOwner": APPROVER,
+                    "currentOwner": APPROVER,
+                    "modified": iso(min(now, row.approved_at)),
+                    "status": approval_status,
+                    "scheme": "MANAGER",
+                    "errorMessages": None,
+                    "comment": None,
+                    "removeDate": iso(row.remove_at) if row.remove_at else None,
+                }
+            )
         errors = None
         if state in ("PROVISIONING_FAILED", "ERROR", "NOT_ALL_ITEMS_PROVISIONED", "TERMINATED"):
             text = {
@@ -826,36 +938,67 @@ class IscSimulator(SimulatorBase):
             comment = row.cancel_comment or row.noop or "Request cancelled by the system"
             cancelled = {"comment": comment, "owner": ADMIN if row.cancel_comment else APPROVER, "modified": iso(since)}
         approval_phase: dict[str, Any] = {
-            "started": iso(row.created), "finished": iso(since) if approval_done else None,
-            "name": "APPROVAL_PHASE", "phaseReference": "approvalDetails",
-            "state": "EXECUTING" if not approval_done
-            else "CANCELLED" if approval_status == "CANCELLED" else "COMPLETED",
-            "result": None if not approval_done or approval_status == "CANCELLED"
-            else "FAILED" if approval_status == "REJECTED" else "SUCCESSFUL",
+            "started": iso(row.created),
+            "finished": iso(since) if approval_done else None,
+            "name": "APPROVAL_PHASE",
+            "phaseReference": "approvalDetails",
+            "state": "EXECUTING"
+            if not approval_done
+            else "CANCELLED"
+            if approval_status == "CANCELLED"
+            else "COMPLETED",
+            "result": None
+            if not approval_done or approval_status == "CANCELLED"
+            else "FAILED"
+            if approval_status == "REJECTED"
+            else "SUCCESSFUL",
         }
         phases = [approval_phase]
         if approval_done and state not in ("REJECTED", "CANCELLED"):
             finished = now >= row.done_at
-            phases.append({
-                "started": iso(row.approved_at), "finished": iso(row.done_at) if finished else None,
-                "name": "PROVISIONING_PHASE", "phaseReference": None,
-                "state": "COMPLETED" if finished else "EXECUTING",
-                "result": None if not finished else "SUCCESSFUL" if state in (
-                    "REQUEST_COMPLETED", "PROVISIONING_VERIFICATION_PENDING") else "FAILED",
-            })
+            phases.append(
+                {
+                    "started": iso(row.approved_at),
+                    "finished": iso(row.done_at) if finished else None,
+                    "name": "PROVISIONING_PHASE",
+                    "phaseReference": None,
+                    "state": "COMPLETED" if finished else "EXECUTING",
+                    "result": None
+                    if not finished
+                    else "SUCCESSFUL"
+                    if state in ("REQUEST_COMPLETED", "PROVISIONING_VERIFICATION_PENDING")
+                    else "FAILED",
+                }
+            )
         ident = row.identity
         doc = {
-            "id": row.id, "name": row.item.name, "type": row.item.type, "cancelledRequestDetails": cancelled,
-            "errorMessages": errors, "state": state, "approvalDetails": approvals,
-            "approvalIds": [row.approval_id] if row.approval_id else [], "manualWorkItemDetails": None,
-            "accountActivityItemId": row.activity_item_id, "requestType": "REVOKE_ACCESS",
-            "modified": iso(since), "created": iso(row.created), "requester": row.requester,
+            "id": row.id,
+            "name": row.item.name,
+            "type": row.item.type,
+            "cancelledRequestDetails": cancelled,
+            "errorMessages": errors,
+            "state": state,
+            "approvalDetails": approvals,
+            "approvalIds": [row.approval_id] if row.approval_id else [],
+            "manualWorkItemDetails": None,
+            "accountActivityItemId": row.activity_item_id,
+            "requestType": "REVOKE_ACCESS",
+            "modified": iso(since),
+            "created": iso(row.created),
+            "requester": row.requester,
             "requestedFor": {"type": "IDENTITY", "id": ident.id, "name": ident.person.display_name},
             "requesterComment": {"comment": row.comment, "created": iso(row.created), "author": row.requester},
-            "sodViolationContext": None, "provisioningDetails": None, "preApprovalTriggerDetails": None,
-            "accessRequestPhases": phases, "description": row.item.description, "startDate": None,
-            "removeDate": iso(row.remove_at) if row.remove_at else None, "cancelable": row.cancelable(now),
-            "accessRequestId": row.access_request_id, "clientMetadata": row.metadata, "requestedAccounts": None,
+            "sodViolationContext": None,
+            "provisioningDetails": None,
+            "preApprovalTriggerDetails": None,
+            "accessRequestPhases": phases,
+            "description": row.item.description,
+            "startDate": None,
+            "removeDate": iso(row.remove_at) if row.remove_at else None,
+            "cancelable": row.cancelable(now),
+            "accessRequestId": row.access_request_id,
+            "clientMetadata": row.metadata,
+            "requestedAccounts": None,
             "privilegeLevel": None,
         }
         # The spec makes these `allOf: [$ref, {nullable: true}]`, which strict validators read as
@@ -894,8 +1037,10 @@ class IscSimulator(SimulatorBase):
                 if holding is None:
                     noop = f"{ident.person.display_name} does not have {item.name}; nothing to revoke"
                 elif not (holding.standalone if item.type == "ENTITLEMENT" else holding.revocable):
-                    noop = (f"{item.name} was granted by role membership or birthright provisioning and "
-                            "cannot be revoked by an access request")
+                    noop = (
+                        f"{item.name} was granted by role membership or birthright provisioning and "
+                        "cannot be revoked by an access request"
+                    )
             fresh.append((req, item, noop))
         chunk = cfg.items_per_request_id or max(1, len(fresh))
         request_ids: list[str] = []
@@ -904,23 +1049,41 @@ class IscSimulator(SimulatorBase):
             if position % chunk == 0:
                 request_ids.append(new_id())
             remove_at = parse_time(req["removeDate"]) if req.get("removeDate") else None
-            self.rows.append(Row(
-                id=new_id(), access_request_id=request_ids[-1], activity_item_id=new_id(), identity=ident,
-                item=item, position=position, created=now, comment=req["comment"],
-                metadata=dict(req["clientMetadata"]) if req.get("clientMetadata") else None, remove_at=remove_at,
-                outcome=cfg.outcome, approval_delay=cfg.approval_delay, fulfil_delay=cfg.fulfil_delay,
-                verification_delay=cfg.verification_delay, verify_delay=cfg.verify_delay,
-                visible_at=now + cfg.status_lag, requester=requester, noop=noop,
-                approval_id=new_id() if cfg.approval_delay > 0 else None,
-            ))
+            self.rows.append(
+                Row(
+                    id=new_id(),
+                    access_request_id=request_ids[-1],
+                    activity_item_id=new_id(),
+                    identity=ident,
+                    item=item,
+                    position=position,
+                    created=now,
+                    comment=req["comment"],
+                    metadata=dict(req["clientMetadata"]) if req.get("clientMetadata") else None,
+                    remove_at=remove_at,
+                    outcome=cfg.outcome,
+                    approval_delay=cfg.approval_delay,
+                    fulfil_delay=cfg.fulfil_delay,
+                    verification_delay=cfg.verification_delay,
+                    verify_delay=cfg.verify_delay,
+                    visible_at=now + cfg.status_lag,
+                    requester=requester,
+                    noop=noop,
+                    approval_id=new_id() if cfg.approval_delay > 0 else None,
+                )
+            )
         if cfg.legacy_empty_202:
             return {}
 
         def tracking(items: list[Item], ids: list[str]) -> dict[str, Any]:
             details = [{"type": i.type, "id": i.id} for i in items]
             digest = "|".join([ident.id, "REVOKE_ACCESS", *sorted(f"{i.type}:{i.id}" for i in items)])
-            return {"requestedFor": ident.id, "requestedItemsDetails": details,
-                    "attributesHash": signed_int32(zlib.crc32(digest.encode())), "accessRequestIds": ids}
+            return {
+                "requestedFor": ident.id,
+                "requestedItemsDetails": details,
+                "attributesHash": signed_int32(zlib.crc32(digest.encode())),
+                "accessRequestIds": ids,
+            }
 
         new = [tracking([i for _, i, _ in fresh], request_ids)] if fresh else []
         return {"newRequests": new, "existingRequests": [tracking(v, [k]) for k, v in existing.items()]}
@@ -996,8 +1159,11 @@ STATUS_FILTERS = {
 }
 STATUS_SORTERS = {"created", "modified", "accountActivityItemId", "name"}
 ACCOUNT_FILTERS = {
-    "id": {"eq", "in", "sw"}, "identityId": {"eq", "in", "sw"}, "name": {"eq", "in", "sw"},
-    "nativeIdentity": {"eq", "in", "sw"}, "sourceId": {"eq", "in", "sw"},
+    "id": {"eq", "in", "sw"},
+    "identityId": {"eq", "in", "sw"},
+    "name": {"eq", "in", "sw"},
+    "nativeIdentity": {"eq", "in", "sw"},
+    "sourceId": {"eq", "in", "sw"},
 }
 ACCOUNT_SORTERS = {"id", "name", "created", "modified", "sourceId", "identityId", "nativeIdentity"}
 
@@ -1018,7 +1184,7 @@ def _int_param(request: Request, name: str, default: int, maximum: int | None = 
 def _page(request: Request, rows: list[Any], maximum: int, cap: int) -> Response:
     limit = _int_param(request, "limit", LIST_LIMIT_MAX, maximum)
     offset = _int_param(request, "offset", 0)
-    page = rows[offset:offset + min(limit, cap)]
+    page = rows[offset : offset + min(limit, cap)]
     headers = {}
     if request.query_params.get("count", "false").lower() == "true":
         headers["X-Total-Count"] = str(len(rows))
@@ -1069,8 +1235,9 @@ def create_app() -> FastAPI:
             except ValueError:
                 pass
         if form.get("grant_type") != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type",
-                                 "error_description": "Unsupported grant type"}, status_code=400)
+            return JSONResponse(
+                {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}, status_code=400
+            )
         with sim.lock:
             body = sim.issue_token(form.get("client_id", ""), form.get("client_secret", ""))
         if body is None:
@@ -1106,8 +1273,10 @@ def create_app() -> FastAPI:
             hits.sort(key=lambda d: str((field_values(d, name) or [""])[0]).casefold(), reverse=key.startswith("-"))
         after = body.get("searchAfter")
         if after:
+
             def position(d: dict[str, Any]) -> list[str]:
                 return [str((field_values(d, k.lstrip("+-")) or [""])[0]).casefold() for k in sort]
+
             marker = [str(a).casefold() for a in after]
             hits = [d for d in hits if position(d)[: len(marker)] > marker]
         if not nested:
@@ -1178,7 +1347,11 @@ def create_app() -> FastAPI:
                 return token.identity_id if value == "me" else value
 
             wanted_for, wanted_by, regarding, assigned = (
-                who("requested-for"), who("requested-by"), who("regarding-identity"), who("assigned-to"))
+                who("requested-for"),
+                who("requested-by"),
+                who("regarding-identity"),
+                who("assigned-to"),
+            )
             rows = []
             for row in sim.rows:
                 if now < row.visible_at:
@@ -1193,8 +1366,13 @@ def create_app() -> FastAPI:
                 doc = sim.row_doc(row, now)
                 if q.get("request-state") and doc["state"] != "EXECUTING":
                     continue
-                if predicate({"accessRequestId": row.access_request_id,
-                              "accountActivityItemId": row.activity_item_id, "created": row.created}):
+                if predicate(
+                    {
+                        "accessRequestId": row.access_request_id,
+                        "accountActivityItemId": row.activity_item_id,
+                        "created": row.created,
+                    }
+                ):
                     rows.append(doc)
             cap = sim.config.page_size_max
         rows = sort_rows(rows, q.get("sorters"), STATUS_SORTERS)

@@ -73,14 +73,10 @@ async def renew(sessions: async_sessionmaker[AsyncSession], claim: Claim, lease:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def release(
-    sessions: async_sessionmaker[AsyncSession], claim: Claim, run_at: datetime | None = None
-) -> None:
+async def release(sessions: async_sessionmaker[AsyncSession], claim: Claim, run_at: datetime | None = None) -> None:
     """Give a job back unfinished (shutdown), due again at once or at `run_at`."""
     async with sessions() as session, session.begin():
         values: dict[str, object] = {"lease_owner": None, "lease_until": None}
         if run_at is not None:
             values["run_at"] = run_at
-        await session.execute(
-            update(Job).where(Job.id == claim.job_id, Job.claims == claim.token).values(**values)
-        )
+        await session.execute(update(Job).where(Job.id == claim.job_id, Job.claims == claim.token).values(**values))

@@ -71,9 +71,7 @@ async def run_case(rt: Runtime, claim: Claim) -> None:
 
 def _db_unreachable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
-    return any(
-        s in text for s in ("connection", "terminat", "shutdown", "could not connect", "unable to open")
-    )
+    return any(s in text for s in ("connection", "terminat", "shutdown", "could not connect", "unable to open"))
 
 
 async def _dead_letter(rt: Runtime, claim: Claim, error: str) -> None:
