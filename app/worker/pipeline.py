@@ -318,7 +318,7 @@ def _resolve_overlap(tx: Tx, snap: Snapshot, row: PlanItem, other: OtherItem | N
     if other is None:
         return False
     item, occurred_at, event_id = other
-    if item.state == "submitted":
+    if item.state == "submitted" or item.request_row_id is not None:  # sent, or being sent right now
         tx.item_state(
             row,
             "cancelled",
@@ -390,7 +390,7 @@ def _cancel_for_rehire(tx: Tx, snap: Snapshot, others: dict[str, OtherItem], wit
     for item, occurred_at, event_id in others.values():
         if occurred_at >= snap.event.occurred_at:
             continue
-        if item.state != "submitted":
+        if item.state != "submitted" and item.request_row_id is None:
             why = f"rehire event {snap.event_id}: removal not yet submitted, cancelled"
             tx.item_state(item, "cancelled", why, event_id=event_id)
         elif item.id in withdrawn and withdrawn[item.id] is None:
@@ -441,8 +441,17 @@ async def _submit_batch(
     key = f"leaver-{snap.case_id}-{batch_no}"
     async with write(rt, claim) as tx:
         await lock_subject(tx, snap.target, snap.user.id)
-        # A rehire or a newer event may have cancelled some of these since the snapshot.
-        live = {i.id for i in tx.case.items if i.state in ("planned", "scheduled") and i.request_row_id is None}
+        # A rehire or a newer event may have cancelled some of these since the snapshot. Read
+        # their state again now that we hold the lock (the loaded rows predate it).
+        live = set(
+            await tx.session.scalars(
+                select(PlanItem.id).where(
+                    PlanItem.case_id == snap.case_id,
+                    PlanItem.state.in_(("planned", "scheduled")),
+                    PlanItem.request_row_id.is_(None),
+                )
+            )
+        )
         batch = [r for r in batch if r.plan_item_id in live]
         if not batch:
             return
