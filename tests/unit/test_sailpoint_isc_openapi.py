@@ -1,5 +1,5 @@
 """Every body the ISC adapter sends, and every body the simulator answers, against SailPoint's own
-OpenAPI description (`shared/specs/sailpoint-isc-v3.yaml`).
+OpenAPI description (`tests/specs/sailpoint-isc-v3.yaml`, a copy of the vendor's published spec).
 
 Two defects of the published spec are worked around here, not in the code:
 - it does not pass openapi-spec-validator (path parameters missing on some unrelated operations),
@@ -38,7 +38,7 @@ from app.simulator.sailpoint_isc import (
 )
 from tests.servers import serve_in_thread
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "sailpoint-isc-v3.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "sailpoint-isc-v3.yaml"
 HOST = "https://sailpoint.api.identitynow.com"
 Spec = tuple[OpenAPI, dict[str, Any]]
 
@@ -46,7 +46,7 @@ Spec = tuple[OpenAPI, dict[str, Any]]
 @pytest.fixture(scope="module")
 def spec() -> Spec:
     if not SPEC_PATH.is_file():
-        pytest.fail(f"the vendor OpenAPI description is missing: expected {SPEC_PATH} (shared/ beside the repo)")
+        pytest.fail(f"the vendor OpenAPI description is missing: expected {SPEC_PATH} (vendored under tests/specs/)")
     with SPEC_PATH.open() as fh:
         raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None)), raw
