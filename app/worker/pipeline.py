@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -338,12 +338,23 @@ async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
     """A terminate older than a rehire already seen for this user changes nothing."""
     if snap.event.type == "user.enabled" or snap.user is None:
         return False
+    # The rehire's own case may not have resolved the user yet: its identifiers count too.
+    u = snap.event.user
+    same_person = [Case.iga_user_id == snap.user.id]
+    for column, value in (
+        (Event.user_username, u.username),
+        (Event.user_employee_id, u.employee_id),
+        (Event.user_dn, u.dn),
+        (Event.user_email, u.email.lower() if u.email else None),
+    ):
+        if value:
+            same_person.append(column == value)
     newer = await tx.session.scalar(
         select(Event.id)
         .join(Case, Case.event_id == Event.id)
         .where(
             Case.target == snap.target,
-            Case.iga_user_id == snap.user.id,
+            or_(*same_person),
             Event.type == "user.enabled",
             Event.occurred_at > snap.event.occurred_at,
         )
@@ -390,8 +401,10 @@ def _cancel_for_rehire(tx: Tx, snap: Snapshot, others: dict[str, OtherItem], wit
     for item, occurred_at, event_id in others.values():
         if occurred_at >= snap.event.occurred_at:
             continue
-        if item.state != "submitted" and item.request_row_id is None:
+        if item.state != "submitted":
             why = f"rehire event {snap.event_id}: removal not yet submitted, cancelled"
+            if item.request_row_id is not None:
+                why += " (a send was under way: the IGA is checked before anything is sent again)"
             tx.item_state(item, "cancelled", why, event_id=event_id)
         elif item.id in withdrawn and withdrawn[item.id] is None:
             why = f"rehire event {snap.event_id}: IGA request {item.iga_request_id} withdrawn"
@@ -501,6 +514,15 @@ async def _recover_batch(
     async with write(rt, claim) as tx:
         fresh = await tx.session.get(IgaRequest, row.id)
         assert fresh is not None
+        # Items cancelled meanwhile (a rehire) are never sent again.
+        live = {i.id for i in tx.case.items if i.request_row_id == row.id and i.state in ("planned", "scheduled")}
+        batch = [r for r in batch if r.plan_item_id in live]
+        if not batch:
+            tx.audit(
+                "request", row.key, fresh.state, "failed", "no trace in the IGA and its items were cancelled: not sent"
+            )
+            fresh.state, fresh.note = "failed", "cancelled before it reached the IGA"
+            return None
         fresh.sends += 1
         fresh.last_sent_at = tx.now
         tx.audit(
@@ -530,9 +552,15 @@ async def _adopt(tx: Tx, row_id: int, refs: Sequence[RequestRef], why: str) -> N
     tx.audit("request", row.key, row.state, "submitted", f"{why}: IGA request(s) {', '.join(row.request_ids)}")
     row.state = "submitted"
     for item in tx.case.items:
-        if item.request_row_id != row_id or item.state in ITEM_TERMINAL:
+        if item.request_row_id != row_id:
             continue
         ref = by_item.get(item.item_id)
+        if item.state in ITEM_TERMINAL:
+            if ref is not None and item.iga_request_id is None:  # cancelled while the send was under way
+                item.iga_request_id, item.iga_tracking_id = ref.request_id, ref.tracking_id
+                item.note = f"the removal reached the IGA (request {ref.request_id}) before it was {item.state}"
+                tx.audit("item", str(item.id), item.state, item.state, item.note)
+            continue
         if ref is None:
             item.iga_message = "the IGA returned no request for this item"
             tx.item_state(item, "failed", item.iga_message)
