@@ -186,7 +186,7 @@ def test_dry_run_plans_without_submitting(make_stack: Callable[..., Stack]) -> N
 def test_two_events_of_one_user_never_send_an_item_twice(make_stack: Callable[..., Stack]) -> None:
     """A disable and a later terminate of the same person: the newer event owns what is not yet
     sent, and what is already with the IGA is not sent again."""
-    stack = make_stack()
+    stack = make_stack(sim_config={"approval_delay": 2})  # the first case's requests stay open a while
     first = stack.send(event_body("jdoe", type_="user.disabled", occurred_at="2026-11-20T16:00:00Z"))
     second = stack.send(event_body("jdoe", occurred_at="2026-11-20T17:00:00Z"))
     for resp in (first, second):
