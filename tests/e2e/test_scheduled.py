@@ -26,7 +26,7 @@ rules:
   - name: mailbox-grace
     match: {name: "Mailbox*"}
     action: remove
-    when: effective+PT6S
+    when: effective+PT15S
     reason: "mailbox kept a little while"
 """
 
@@ -64,7 +64,7 @@ def test_scheduled_removal_survives_restarts_and_is_sent_once(database_url: str,
             [event_body("jdoe", occurred_at=now.isoformat(), effective_at=now.isoformat())],
         )
         env = leaver_env(database_url, tmp_path, [target], LEAVER_POLICY_FILE=str(policy))
-        due = now + timedelta(seconds=6)
+        due = now + timedelta(seconds=15)
 
         # Worker 1 submits what is due now and leaves the mailbox scheduled; then it is killed.
         first = spawn(["worker"], env, tmp_path / "w1.log")
