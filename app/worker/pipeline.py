@@ -227,6 +227,12 @@ async def step_plan(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
         await lock_subject(tx, snap.target, snap.user.id)
         if await _superseded_by_rehire(tx, snap):
             return
+        if snap.event.type == "user.enabled" and await _sends_in_flight(tx, snap):
+            # An older case has a batch written ahead whose send is not settled: it may reach the
+            # IGA any moment. Let that case adopt it (or drop it, see `_recover_batch`) first,
+            # then this rehire withdraws it like any other submitted removal.
+            await tx.schedule(tx.now + timedelta(seconds=rt.settings.track_initial_seconds))
+            return
         if snap.event.type == "user.enabled":
             _cancel_for_rehire(tx, snap, await _open_items_of_user(tx, snap), withdrawn)
             tx.case_state("done", "rehire: pending removals of earlier events cancelled")
@@ -338,6 +344,17 @@ async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
     """A terminate older than a rehire already seen for this user changes nothing."""
     if snap.event.type == "user.enabled" or snap.user is None:
         return False
+    newer = await _newer_rehire(tx, snap)
+    if newer is None:
+        return False
+    tx.case_state("cancelled", f"superseded: rehire event {newer} is newer than this {snap.event.type}")
+    await tx.schedule(None)
+    return True
+
+
+async def _newer_rehire(tx: Tx, snap: Snapshot) -> str | None:
+    """A stored rehire of this user newer than this event."""
+    assert snap.user is not None
     # The rehire's own case may not have resolved the user yet: its identifiers count too.
     u = snap.event.user
     same_person = [Case.iga_user_id == snap.user.id]
@@ -349,7 +366,7 @@ async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
     ):
         if value:
             same_person.append(column == value)
-    newer = await tx.session.scalar(
+    newer: str | None = await tx.session.scalar(
         select(Event.id)
         .join(Case, Case.event_id == Event.id)
         .where(
@@ -360,11 +377,7 @@ async def _superseded_by_rehire(tx: Tx, snap: Snapshot) -> bool:
         )
         .limit(1)
     )
-    if newer is None:
-        return False
-    tx.case_state("cancelled", f"superseded: rehire event {newer} is newer than this {snap.event.type}")
-    await tx.schedule(None)
-    return True
+    return newer
 
 
 async def _withdraw_submitted(rt: Runtime, snap: Snapshot) -> dict[int, str | None]:
@@ -395,16 +408,40 @@ async def _withdraw_submitted(rt: Runtime, snap: Snapshot) -> dict[int, str | No
     return outcome
 
 
+async def _sends_in_flight(tx: Tx, snap: Snapshot) -> bool:
+    """An older, still running case of this user has a batch in `sending` (written ahead, the
+    IGA's answer not recorded). A failed case's batch waits for an operator's retry instead."""
+    assert snap.user is not None
+    found = await tx.session.scalar(
+        select(IgaRequest.id)
+        .join(Case, IgaRequest.case_id == Case.id)
+        .join(Event, Case.event_id == Event.id)
+        .where(
+            Case.target == snap.target,
+            Case.iga_user_id == snap.user.id,
+            Case.id != snap.case_id,
+            Case.state.not_in(tuple(CASE_TERMINAL)),
+            Event.occurred_at < snap.event.occurred_at,
+            IgaRequest.state == "sending",
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def _cancel_for_rehire(tx: Tx, snap: Snapshot, others: dict[str, OtherItem], withdrawn: dict[int, str | None]) -> None:
     """Cancel what older cases of the same user on this target have not sent; record what the
     IGA withdrew, and say so where it refused."""
     for item, occurred_at, event_id in others.values():
         if occurred_at >= snap.event.occurred_at:
             continue
-        if item.state != "submitted":
+        if item.state != "submitted" and item.request_row_id is not None:
+            # Written ahead by a case that failed since (a live one is waited for, see
+            # `_sends_in_flight`): its retry adopts what reached the IGA and sends nothing more.
+            item.note = f"rehire event {snap.event_id}: a send of this removal may have reached the IGA"
+            tx.audit("item", str(item.id), item.state, item.state, item.note, case_id=item.case_id, event_id=event_id)
+        elif item.state != "submitted":
             why = f"rehire event {snap.event_id}: removal not yet submitted, cancelled"
-            if item.request_row_id is not None:
-                why += " (a send was under way: the IGA is checked before anything is sent again)"
             tx.item_state(item, "cancelled", why, event_id=event_id)
         elif item.id in withdrawn and withdrawn[item.id] is None:
             why = f"rehire event {snap.event_id}: IGA request {item.iga_request_id} withdrawn"
@@ -423,7 +460,7 @@ async def step_submit(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     now = utcnow()
     for row in [r for r in snap.requests if r.state == "sending"]:
         batch = [removal(i) for i in snap.items if i.request_row_id == row.id]
-        waited = await _recover_batch(rt, claim, client, snap.user, row, batch, now)
+        waited = await _recover_batch(rt, claim, client, snap, row, batch, now)
         if waited is not None:
             async with write(rt, claim) as tx:
                 await tx.schedule(waited)
@@ -465,7 +502,11 @@ async def _submit_batch(
                 )
             )
         )
-        batch = [r for r in batch if r.plan_item_id in live]
+        taken = await _sent_elsewhere(tx, snap, live)
+        for item in tx.case.items:
+            if item.id in taken:
+                tx.item_state(item, "cancelled", f"already with the IGA under case {taken[item.id]}; not sent twice")
+        batch = [r for r in batch if r.plan_item_id in live and r.plan_item_id not in taken]
         if not batch:
             return
         row = IgaRequest(
@@ -492,17 +533,42 @@ async def _submit_batch(
     crash_point("after_submit_commit")
 
 
+async def _sent_elsewhere(tx: Tx, snap: Snapshot, live: set[int]) -> dict[int, int]:
+    """Items of this case another case of the same person has sent: one still in flight, or one
+    sent after this case was created (this case's inventory predates that send: an operator
+    retried this case after a later event took its items over). Plan item ID -> the other case."""
+    assert snap.user is not None
+    mine = {i.item_id: i.id for i in tx.case.items if i.id in live}
+    if not mine:
+        return {}
+    rows = await tx.session.execute(
+        select(PlanItem.item_id, PlanItem.case_id)
+        .join(Case, PlanItem.case_id == Case.id)
+        .join(IgaRequest, PlanItem.request_row_id == IgaRequest.id)
+        .where(
+            Case.target == snap.target,
+            Case.iga_user_id == snap.user.id,
+            Case.id != snap.case_id,
+            PlanItem.item_id.in_(sorted(mine)),
+            or_(PlanItem.state.not_in(tuple(ITEM_TERMINAL)), IgaRequest.created_at > tx.case.created_at),
+        )
+    )
+    return {mine[item_id]: case_id for item_id, case_id in rows.all()}
+
+
 async def _recover_batch(
     rt: Runtime,
     claim: Claim,
     client: IgaClient,
-    user: IgaUser,
+    snap: Snapshot,
     row: IgaRequest,
     batch: list[RemovalRequest],
     now: datetime,
 ) -> datetime | None:
     """Exactly-once: look for the earlier send before anything is sent again. Returns the time
     to look again when the grace period for an asynchronous IGA has not yet passed."""
+    user = snap.user
+    assert user is not None
     refs = await client.find_existing(user, batch, row.key)
     if refs:
         async with write(rt, claim) as tx:
@@ -512,8 +578,19 @@ async def _recover_batch(
     if now < grace_end:
         return grace_end
     async with write(rt, claim) as tx:
+        await lock_subject(tx, snap.target, user.id)
         fresh = await tx.session.get(IgaRequest, row.id)
         assert fresh is not None
+        rehire = await _newer_rehire(tx, snap)
+        if rehire is not None:
+            # The first send left no trace and the person was rehired since: send nothing.
+            why = f"rehire event {rehire}: the interrupted send left no trace in the IGA; not sent again"
+            tx.audit("request", row.key, fresh.state, "failed", why)
+            fresh.state, fresh.note = "failed", why
+            for item in tx.case.items:
+                if item.request_row_id == row.id and item.state not in ITEM_TERMINAL:
+                    tx.item_state(item, "cancelled", why)
+            return None
         # Items cancelled meanwhile (a rehire) are never sent again.
         live = {i.id for i in tx.case.items if i.request_row_id == row.id and i.state in ("planned", "scheduled")}
         batch = [r for r in batch if r.plan_item_id in live]
