@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import ColumnElement, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -298,6 +298,12 @@ async def lock_subject(tx: Tx, target: str, user_id: str) -> None:
         await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
+def _other_cases_of_user(snap: Snapshot) -> tuple[ColumnElement[bool], ...]:
+    """Conditions selecting the same user's other cases on this target."""
+    assert snap.user is not None
+    return (Case.target == snap.target, Case.iga_user_id == snap.user.id, Case.id != snap.case_id)
+
+
 OtherItem = tuple[PlanItem, datetime, str]
 
 
@@ -309,9 +315,7 @@ async def _open_items_of_user(tx: Tx, snap: Snapshot) -> dict[str, OtherItem]:
         .join(Case, PlanItem.case_id == Case.id)
         .join(Event, Case.event_id == Event.id)
         .where(
-            Case.target == snap.target,
-            Case.iga_user_id == snap.user.id,
-            Case.id != snap.case_id,
+            *_other_cases_of_user(snap),
             PlanItem.state.in_(("planned", "scheduled", "held", "submitted")),
         )
     )
@@ -417,9 +421,7 @@ async def _sends_in_flight(tx: Tx, snap: Snapshot) -> bool:
         .join(Case, IgaRequest.case_id == Case.id)
         .join(Event, Case.event_id == Event.id)
         .where(
-            Case.target == snap.target,
-            Case.iga_user_id == snap.user.id,
-            Case.id != snap.case_id,
+            *_other_cases_of_user(snap),
             Case.state.not_in(tuple(CASE_TERMINAL)),
             Event.occurred_at < snap.event.occurred_at,
             IgaRequest.state == "sending",
@@ -546,9 +548,7 @@ async def _sent_elsewhere(tx: Tx, snap: Snapshot, live: set[int]) -> dict[int, i
         .join(Case, PlanItem.case_id == Case.id)
         .join(IgaRequest, PlanItem.request_row_id == IgaRequest.id)
         .where(
-            Case.target == snap.target,
-            Case.iga_user_id == snap.user.id,
-            Case.id != snap.case_id,
+            *_other_cases_of_user(snap),
             PlanItem.item_id.in_(sorted(mine)),
             or_(PlanItem.state.not_in(tuple(ITEM_TERMINAL)), IgaRequest.created_at > tx.case.created_at),
         )
