@@ -8,7 +8,9 @@ import hmac
 
 from fastapi import Request
 
-from app.api.problems import Problem
+from app.api.deps import RuntimeDep, ServingDep
+from app.problems import Problem
+from app.runtime import Runtime
 
 
 def _offered_token(request: Request) -> str | None:
@@ -24,11 +26,9 @@ def _offered_token(request: Request) -> str | None:
     return None
 
 
-def check_token(request: Request, *, open_reads: bool = False) -> None:
-    """Raise 401 unless the request carries the ops token (reads may be open in the demo)."""
-    settings = request.app.state.runtime.settings
-    if open_reads and request.app.state.open_reads:
-        return
+def check_token(request: Request, rt: Runtime) -> None:
+    """Raise 401 unless the request carries the ops token."""
+    settings = rt.settings
     expected = settings.ops_token.get_secret_value() if settings.ops_token else None
     offered = _offered_token(request)
     if not expected or not offered or not hmac.compare_digest(offered.encode(), expected.encode()):
@@ -39,9 +39,11 @@ def check_token(request: Request, *, open_reads: bool = False) -> None:
         )
 
 
-def reader(request: Request) -> None:
-    check_token(request, open_reads=True)
+def reader(request: Request, rt: RuntimeDep, serving: ServingDep) -> None:
+    """Reads need the ops token, except in the embedded demo."""
+    if not serving.open_reads:
+        check_token(request, rt)
 
 
-def operator(request: Request) -> None:
-    check_token(request)
+def operator(request: Request, rt: RuntimeDep) -> None:
+    check_token(request, rt)

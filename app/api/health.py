@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.api.problems import problem_response
-from app.runtime import Runtime
+from app.api.deps import RuntimeDep, ServingDep
+from app.problems import problem_response
 from app.store.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -20,8 +20,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The database is reachable and its schema is current")
-async def readyz(request: Request) -> JSONResponse:
-    rt: Runtime = request.app.state.runtime
+async def readyz(rt: RuntimeDep, serving: ServingDep) -> JSONResponse:
     try:
         async with rt.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -31,7 +30,7 @@ async def readyz(request: Request) -> JSONResponse:
     head = head_revision()
     if revision != head:
         return problem_response(503, f"database schema at {revision}, expected {head}: run `leaver migrate`")
-    if request.app.state.stopping:
+    if serving.stopping:
         return problem_response(503, "shutting down")
     return JSONResponse({"status": "ready", "database": rt.engine.dialect.name, "schema": revision})
 

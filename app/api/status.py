@@ -6,16 +6,16 @@ from datetime import datetime
 from statistics import quantiles
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.api.auth import reader
-from app.api.problems import Problem
-from app.runtime import Runtime
+from app.api.deps import ReadSession
+from app.domain import CASE_TERMINAL, CaseState, ItemState
+from app.problems import Problem
 from app.store.models import Audit, Case, Event, IgaRequest, PlanItem
-from app.store.states import CASE_TERMINAL
 
 router = APIRouter(prefix="/status", tags=["status"], dependencies=[Depends(reader)])
 
@@ -101,15 +101,13 @@ async def _requests(session: AsyncSession, case_ids: list[int]) -> list[IgaReque
 
 
 @router.get("/events/{event_id}", summary="An event, its cases, every plan item and the timeline")
-async def event_status(event_id: str, request: Request) -> dict[str, Any]:
-    rt: Runtime = request.app.state.runtime
-    async with rt.sessions() as session:
-        events = await _load_events(session, Event.id == event_id)
-        if not events:
-            raise Problem(404, f"no event {event_id!r}")
-        event = events[0]
-        requests = await _requests(session, [c.id for c in event.cases])
-        timeline = (await session.scalars(select(Audit).where(Audit.event_id == event_id).order_by(Audit.id))).all()
+async def event_status(event_id: str, session: ReadSession) -> dict[str, Any]:
+    events = await _load_events(session, Event.id == event_id)
+    if not events:
+        raise Problem(404, f"no event {event_id!r}")
+    event = events[0]
+    requests = await _requests(session, [c.id for c in event.cases])
+    timeline = (await session.scalars(select(Audit).where(Audit.event_id == event_id).order_by(Audit.id))).all()
     return {
         **event_view(event),
         "cases": [case_view(c, requests) for c in event.cases],
@@ -129,21 +127,19 @@ async def event_status(event_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/users/{key}", summary="Every case of a user (username, email, employee ID, DN or IGA ID)")
-async def user_status(key: str, request: Request) -> dict[str, Any]:
-    rt: Runtime = request.app.state.runtime
-    async with rt.sessions() as session:
-        by_iga_id = select(Case.event_id).where(Case.iga_user_id == key)
-        events = await _load_events(
-            session,
-            or_(
-                Event.user_username == key,
-                Event.user_email == key.lower(),
-                Event.user_employee_id == key,
-                Event.user_dn == key,
-                Event.id.in_(by_iga_id),
-            ),
-        )
-        requests = await _requests(session, [c.id for e in events for c in e.cases])
+async def user_status(key: str, session: ReadSession) -> dict[str, Any]:
+    by_iga_id = select(Case.event_id).where(Case.iga_user_id == key)
+    events = await _load_events(
+        session,
+        or_(
+            Event.user_username == key,
+            Event.user_email == key.lower(),
+            Event.user_employee_id == key,
+            Event.user_dn == key,
+            Event.id.in_(by_iga_id),
+        ),
+    )
+    requests = await _requests(session, [c.id for e in events for c in e.cases])
     if not events:
         raise Problem(404, f"no events for user {key!r}")
     return {
@@ -156,33 +152,31 @@ def time_to_revoke(cases: list[Case]) -> list[float]:
     """Seconds from effective time to the last confirmed removal, per finished case."""
     out = []
     for case in cases:
-        removed = [i.finished_at for i in case.items if i.state == "removed" and i.finished_at]
+        removed = [i.finished_at for i in case.items if i.state == ItemState.REMOVED and i.finished_at]
         if removed:
             out.append(max(0.0, (max(removed) - case.event.effective_at).total_seconds()))
     return out
 
 
 @router.get("/summary", summary="Counts by state, the oldest open case, time-to-revoke percentiles")
-async def summary(request: Request) -> dict[str, Any]:
-    rt: Runtime = request.app.state.runtime
-    async with rt.sessions() as session:
-        cases = dict((await session.execute(select(Case.state, func.count()).group_by(Case.state))).all())
-        items = dict((await session.execute(select(PlanItem.state, func.count()).group_by(PlanItem.state))).all())
-        oldest = await session.scalar(
-            select(Case).where(Case.state.not_in(CASE_TERMINAL)).order_by(Case.created_at).limit(1)
-        )
-        done = list(
-            (
-                await session.scalars(
-                    select(Case)
-                    .where(Case.state == "done")
-                    .order_by(Case.finished_at.desc())
-                    .limit(10_000)
-                    .options(selectinload(Case.items), selectinload(Case.event))
-                )
-            ).all()
-        )
-        events = await session.scalar(select(func.count()).select_from(Event))
+async def summary(session: ReadSession) -> dict[str, Any]:
+    cases = dict((await session.execute(select(Case.state, func.count()).group_by(Case.state))).all())
+    items = dict((await session.execute(select(PlanItem.state, func.count()).group_by(PlanItem.state))).all())
+    oldest = await session.scalar(
+        select(Case).where(Case.state.not_in(CASE_TERMINAL)).order_by(Case.created_at).limit(1)
+    )
+    done = list(
+        (
+            await session.scalars(
+                select(Case)
+                .where(Case.state == CaseState.DONE)
+                .order_by(Case.finished_at.desc())
+                .limit(10_000)
+                .options(selectinload(Case.items), selectinload(Case.event))
+            )
+        ).all()
+    )
+    events = await session.scalar(select(func.count()).select_from(Event))
     ttr = sorted(time_to_revoke(done))
     percentiles: dict[str, float | None] = {"p50": None, "p90": None, "p99": None, "max": None}
     if ttr:
@@ -206,17 +200,15 @@ async def summary(request: Request) -> dict[str, Any]:
 
 
 @router.get("/dead-letters", summary="Failed cases waiting for an operator")
-async def dead_letters(request: Request) -> dict[str, Any]:
-    rt: Runtime = request.app.state.runtime
-    async with rt.sessions() as session:
-        cases = (
-            await session.scalars(
-                select(Case)
-                .where(Case.state == "failed")
-                .order_by(Case.updated_at.desc())
-                .options(selectinload(Case.event))
-            )
-        ).all()
+async def dead_letters(session: ReadSession) -> dict[str, Any]:
+    cases = (
+        await session.scalars(
+            select(Case)
+            .where(Case.state == CaseState.FAILED)
+            .order_by(Case.updated_at.desc())
+            .options(selectinload(Case.event))
+        )
+    ).all()
     return {
         "dead_letters": [
             {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from html import escape
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.auth import reader
+from app.api.deps import ReadSession
 from app.api.status import summary
-from app.runtime import Runtime
 from app.store.models import Case, Event
 
 router = APIRouter(tags=["web"], dependencies=[Depends(reader)])
@@ -22,18 +22,16 @@ td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}th{background:#f
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def home(request: Request) -> HTMLResponse:
-    rt: Runtime = request.app.state.runtime
-    stats = await summary(request)
-    async with rt.sessions() as session:
-        events = (
-            await session.scalars(
-                select(Event)
-                .order_by(Event.received_at.desc())
-                .limit(50)
-                .options(selectinload(Event.cases).selectinload(Case.items))
-            )
-        ).all()
+async def home(session: ReadSession) -> HTMLResponse:
+    stats = await summary(session)
+    events = (
+        await session.scalars(
+            select(Event)
+            .order_by(Event.received_at.desc())
+            .limit(50)
+            .options(selectinload(Event.cases).selectinload(Case.items))
+        )
+    ).all()
     rows = []
     for ev in events:
         user = ev.user_username or ev.user_email or ev.user_employee_id or ev.user_dn or "?"

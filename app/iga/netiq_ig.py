@@ -20,20 +20,17 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.iga.base import (
+from app.domain import (
     AccessItem,
-    AmbiguousUser,
     GrantSource,
-    IgaPermanentError,
     IgaStatus,
-    IgaUncertainError,
     IgaUser,
     RemovalRequest,
     RequestRef,
     RequestState,
     UserIdentifiers,
-    UserNotFound,
 )
+from app.iga.base import AmbiguousUser, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token, json_object
 from app.settings import TargetSettings
 

@@ -20,21 +20,18 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.iga.base import (
+from app.domain import (
     AccessItem,
-    AmbiguousUser,
     GrantSource,
-    IgaPermanentError,
     IgaStatus,
-    IgaUncertainError,
     IgaUser,
     ItemType,
     RemovalRequest,
     RequestRef,
     RequestState,
     UserIdentifiers,
-    UserNotFound,
 )
+from app.iga.base import AmbiguousUser, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token, json_object
 from app.settings import TargetSettings
 

@@ -15,10 +15,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.problems import Problem, validation_errors
-from app.intake.events import LeaverEvent
+from app.api.deps import RuntimeDep
+from app.domain import LeaverEvent
 from app.intake.signature import SignatureError, verify
 from app.metrics import EVENTS_RECEIVED
+from app.problems import Problem, validation_errors
 from app.runtime import Runtime
 from app.store.intake import store_event
 
@@ -84,8 +85,7 @@ def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
         503: {"description": "Database unavailable: retry later"},
     },
 )
-async def receive_event(request: Request) -> JSONResponse:
-    rt: Runtime = request.app.state.runtime
+async def receive_event(request: Request, rt: RuntimeDep) -> JSONResponse:
     settings = rt.settings
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in ("application/json", "") and not media.endswith("+json"):

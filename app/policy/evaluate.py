@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from app.iga.base import AccessItem, IgaUser
-from app.intake.events import LeaverEvent
+from app.domain import AccessItem, IgaUser, LeaverEvent
 from app.policy.model import Action, DefaultRule, Match, Policy
 
 __all__ = ["Action", "Decision", "Plan", "evaluate", "explain"]

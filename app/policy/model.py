@@ -30,8 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from app.iga.base import GrantSource, ItemType
-from app.intake.events import EventType, LeaverEvent
+from app.domain import EventType, GrantSource, ItemType, LeaverEvent
 
 __all__ = [
     "MAX_DELAY",

@@ -11,8 +11,9 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.intake.events import LeaverEvent
-from app.store.models import Audit, Case, Event, Job, utcnow
+from app.domain import LeaverEvent
+from app.store.models import Event, Job, event_columns
+from app.store.transitions import Transitions
 
 
 @dataclass(frozen=True)
@@ -51,41 +52,20 @@ async def store_event(
                 first = await _existing(session, event, webhook_id)
                 if first is not None:
                     return Stored(first, duplicate=True)
-                now = utcnow()
+                changes = Transitions(session, actor)
                 row = Event(
                     id=new_event_id(),
                     webhook_id=webhook_id,
-                    source=event.source,
-                    external_id=event.id,
                     format=fmt,
-                    type=event.type,
-                    occurred_at=event.occurred_at,
-                    effective_at=event.effective,
-                    received_at=now,
-                    target=event.target,
-                    user_username=event.user.username,
-                    user_email=event.user.email.lower() if event.user.email else None,
-                    user_employee_id=event.user.employee_id,
-                    user_dn=event.user.dn,
-                    payload=event.model_dump(mode="json"),
+                    received_at=changes.now,
+                    **event_columns(event),
                 )
                 session.add(row)
-                session.add(
-                    Audit(
-                        actor=actor,
-                        entity="event",
-                        entity_id=row.id,
-                        event_id=row.id,
-                        before=None,
-                        after="received",
-                        why=f"{event.type} for {event.user.label()} from {event.source}",
-                    )
-                )
-                cases = [Case(event_id=row.id, target=t, state="received", dry_run=dry_run) for t in targets]
-                session.add_all(cases)
+                changes.event_received(row, f"{event.type} for {event.user.label()} from {event.source}")
+                cases = [changes.new_case(row.id, t, dry_run=dry_run) for t in targets]
                 await session.flush()
                 for case in cases:
-                    session.add(Job(case_id=case.id, run_at=now))
+                    session.add(Job(case_id=case.id, run_at=changes.now))
                 return Stored(row.id, duplicate=False, case_ids=tuple(c.id for c in cases))
         except IntegrityError:
             # A concurrent delivery of the same event won the race: answer with its ID.

@@ -1,7 +1,9 @@
-"""The database tables. Every state a case or item passes through is also one `audit` row."""
+"""The database tables, and the mapping between their rows and the domain's words (once, here).
+Every state a case or item passes through is also one `audit` row (see `transitions`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.domain import AccessItem, IgaUser, LeaverEvent, RemovalRequest, RequestRef
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -72,6 +76,26 @@ class Event(Base):
 
     cases: Mapped[list[Case]] = relationship(back_populates="event", order_by="Case.id")
 
+    def leaver_event(self) -> LeaverEvent:
+        return LeaverEvent.model_validate(self.payload)
+
+
+def event_columns(event: LeaverEvent) -> dict[str, Any]:
+    """An event's columns: the payload plus the user keys status lookups search by."""
+    return {
+        "source": event.source,
+        "external_id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "effective_at": event.effective,
+        "target": event.target,
+        "user_username": event.user.username,
+        "user_email": event.user.email.lower() if event.user.email else None,
+        "user_employee_id": event.user.employee_id,
+        "user_dn": event.user.dn,
+        "payload": event.model_dump(mode="json"),
+    }
+
 
 class Case(Base):
     """The work for one event on one IGA target."""
@@ -96,6 +120,44 @@ class Case(Base):
 
     event: Mapped[Event] = relationship(back_populates="cases")
     items: Mapped[list[PlanItem]] = relationship(back_populates="case", order_by="PlanItem.id")
+
+    def user(self) -> IgaUser | None:
+        """The IGA user resolve found, or None before resolve."""
+        if not self.iga_user:
+            return None
+        return IgaUser(
+            id=self.iga_user["id"],
+            display_name=self.iga_user.get("display_name"),
+            attributes=self.iga_user.get("attributes", {}),
+            extra=self.iga_user.get("extra", {}),
+        )
+
+    def record_resolved(self, user: IgaUser, items: list[AccessItem]) -> None:
+        self.iga_user_id = user.id
+        self.iga_user = {
+            "id": user.id,
+            "display_name": user.display_name,
+            "attributes": dict(user.attributes),
+            "extra": dict(user.extra),
+        }
+        self.inventory = [dataclasses.asdict(i) | {"extra": dict(i.extra)} for i in items]
+
+    def inventory_items(self) -> list[AccessItem]:
+        return [AccessItem(**{**raw, "extra": raw.get("extra", {})}) for raw in self.inventory or []]
+
+
+def access_columns(item: AccessItem) -> dict[str, Any]:
+    """A plan item's columns describing the access item it is about."""
+    return {
+        "item_id": item.id,
+        "item_type": item.type,
+        "name": item.name,
+        "application": item.application,
+        "privileged": item.privileged,
+        "granted_by": item.granted_by,
+        "removable": item.removable,
+        "extra": dict(item.extra),
+    }
 
 
 class PlanItem(Base):
@@ -131,6 +193,25 @@ class PlanItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="items")
+
+    def access_item(self) -> AccessItem:
+        return AccessItem(
+            id=self.item_id,
+            type=self.item_type,  # type: ignore[arg-type]
+            name=self.name,
+            application=self.application,
+            privileged=self.privileged,
+            granted_by=self.granted_by,  # type: ignore[arg-type]
+            removable=self.removable,
+            extra=self.extra,
+        )
+
+    def removal(self) -> RemovalRequest:
+        return RemovalRequest(item=self.access_item(), plan_item_id=self.id, reason=self.reason, remove_at=None)
+
+    def request_ref(self) -> RequestRef:
+        """Where the IGA filed this item's removal (only meaningful once submitted)."""
+        return RequestRef(self.item_id, self.iga_request_id or "", self.iga_tracking_id or "")
 
 
 class IgaRequest(Base):

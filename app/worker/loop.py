@@ -18,16 +18,19 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.faults import crash_point
+from app import faults
+from app.domain import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION, CaseState, ItemState
 from app.iga.base import IgaPermanentError
 from app.metrics import JOBS_CLAIMED
 from app.runtime import Runtime
 from app.store.models import Job, utcnow
 from app.store.queue import Claim, LeaseLost, claim_jobs, release, renew
-from app.store.states import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION
-from app.worker.pipeline import STEPS, Tx, snapshot, write
+from app.worker.steps import STEPS, step_resolve
+from app.worker.unit import Tx, snapshot, write
 
 log = structlog.get_logger(__name__)
+#: Items a failed case has not sent: they fail with it, and an operator retry plans them again.
+ITEM_NOT_SENT = (ItemState.PLANNED, ItemState.SCHEDULED, ItemState.HELD)
 
 
 def worker_name() -> str:
@@ -36,18 +39,22 @@ def worker_name() -> str:
 
 async def run_case(rt: Runtime, claim: Claim) -> None:
     """Advance one case as far as it can go now; every outcome is committed before returning."""
-    crash_point("after_claim")
+    faults.crash_point("after_claim")
     while True:
         snap = await snapshot(rt, claim.case_id)
         if snap.state in CASE_TERMINAL:
             async with write(rt, claim) as tx:
                 await tx.schedule(None)
             return
-        if snap.state == "received":
+        if snap.state is CaseState.RECEIVED:
             async with write(rt, claim) as tx:
-                tx.case_state("resolving", "claimed by a worker")
+                tx.changes.case(tx.case, CaseState.RESOLVING, "claimed by a worker")
         try:
-            await STEPS[snap.state](rt, claim, snap)
+            resolved = snap.resolved()
+            if resolved is None:
+                await step_resolve(rt, claim, snap)
+            else:
+                await STEPS[snap.state](rt, claim, resolved)
         except LeaseLost:
             log.warning("worker.lease_lost", case=claim.case_id)
             return
@@ -84,11 +91,11 @@ async def _fail_case(tx: Tx, error: str, why: str) -> None:
     operator retry resumes tracking them; items never sent are failed with the reason."""
     log.error("worker.case_failed", case=tx.case.id, error=error)
     tx.case.error = error
-    tx.case_state("failed", why)
+    tx.changes.case(tx.case, CaseState.FAILED, why)
     for item in tx.case.items:
-        if item.state in ("planned", "scheduled", "held") and item.request_row_id is None:
+        if item.state in ITEM_NOT_SENT and item.request_row_id is None:
             item.note = f"{FAILED_BEFORE_SUBMISSION}: {error}"
-            tx.item_state(item, "failed", item.note)
+            tx.changes.item(item, ItemState.FAILED, item.note, event_id=tx.case.event_id)
     await tx.schedule(None)
 
 
@@ -101,13 +108,7 @@ async def _retry_later(rt: Runtime, claim: Claim, error: str) -> None:
             await _fail_case(tx, error, f"dead letter after {case.attempts} attempts: {error}")
             return
         delay = min(300.0, 2.0**case.attempts) * (0.5 + random.random() / 2)
-        tx.audit(
-            "case",
-            str(case.id),
-            case.state,
-            case.state,
-            f"attempt {case.attempts} failed, retry in {delay:.0f}s: {error}",
-        )
+        tx.changes.case_note(case, f"attempt {case.attempts} failed, retry in {delay:.0f}s: {error}")
         log.warning("worker.step_failed", case=case.id, state=case.state, attempt=case.attempts, error=error)
         await tx.schedule(tx.now + timedelta(seconds=delay))
 

@@ -19,18 +19,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pytest_httpx import HTTPXMock
 
-from app.iga.base import (
-    AccessItem,
-    AmbiguousUser,
-    IgaPermanentError,
-    IgaStatus,
-    IgaUncertainError,
-    IgaUser,
-    RemovalRequest,
-    RequestRef,
-    UserIdentifiers,
-    UserNotFound,
-)
+from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRef, UserIdentifiers
+from app.iga.base import AmbiguousUser, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.netiq_ig import NetIqIgClient, NetIqIgOptions, fault_text, item_state, map_status
 from app.settings import TargetSettings
 from app.simulator.common import LogEntry

@@ -13,8 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.iga.base import AccessItem, IgaUser
-from app.intake.events import LeaverEvent
+from app.domain import AccessItem, IgaUser, LeaverEvent
 from app.policy.evaluate import Decision, Plan, evaluate, explain
 from app.policy.model import (
     Policy,

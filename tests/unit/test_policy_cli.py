@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app.policy.cli import policy_app
+from app.cli.policy import policy_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_POLICY = ROOT / "app" / "policy" / "demo_policy.yaml"

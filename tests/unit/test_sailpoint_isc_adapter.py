@@ -14,19 +14,8 @@ import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from app.iga.base import (
-    AccessItem,
-    AmbiguousUser,
-    IgaClient,
-    IgaPermanentError,
-    IgaStatus,
-    IgaUncertainError,
-    IgaUser,
-    RemovalRequest,
-    RequestRef,
-    UserIdentifiers,
-    UserNotFound,
-)
+from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRef, UserIdentifiers
+from app.iga.base import AmbiguousUser, IgaClient, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.registry import build_client
 from app.iga.sailpoint_isc import SailPointIscClient, SailPointIscOptions
 from app.simulator.common import FaultRule, LogEntry
@@ -103,10 +92,18 @@ async def test_revoke_body_for_a_role_and_an_access_profile(
         "requestType": "REVOKE_ACCESS",
         "requestedFor": [user.id],
         "requestedItems": [
-            {"type": "ROLE", "id": role.id, "comment": REASON,
-             "clientMetadata": {"leaverKey": "leaver-7-1", "leaverItem": f"ROLE:{role.id}"}},
-            {"type": "ACCESS_PROFILE", "id": profile.id, "comment": REASON,
-             "clientMetadata": {"leaverKey": "leaver-7-1", "leaverItem": f"ACCESS_PROFILE:{profile.id}"}},
+            {
+                "type": "ROLE",
+                "id": role.id,
+                "comment": REASON,
+                "clientMetadata": {"leaverKey": "leaver-7-1", "leaverItem": f"ROLE:{role.id}"},
+            },
+            {
+                "type": "ACCESS_PROFILE",
+                "id": profile.id,
+                "comment": REASON,
+                "clientMetadata": {"leaverKey": "leaver-7-1", "leaverItem": f"ACCESS_PROFILE:{profile.id}"},
+            },
         ],
         "clientMetadata": {"leaverKey": "leaver-7-1"},
     }
@@ -127,8 +124,14 @@ async def test_an_entitlement_goes_alone(served: tuple[IscSimulator, str], clien
     assert sent.body == {
         "requestType": "REVOKE_ACCESS",
         "requestedFor": [user.id],
-        "requestedItems": [{"type": "ENTITLEMENT", "id": vpn.id, "comment": REASON,
-                            "clientMetadata": {"leaverKey": "leaver-7-2", "leaverItem": f"ENTITLEMENT:{vpn.id}"}}],
+        "requestedItems": [
+            {
+                "type": "ENTITLEMENT",
+                "id": vpn.id,
+                "comment": REASON,
+                "clientMetadata": {"leaverKey": "leaver-7-2", "leaverItem": f"ENTITLEMENT:{vpn.id}"},
+            }
+        ],
         "clientMetadata": {"leaverKey": "leaver-7-2"},
     }
 
@@ -146,13 +149,23 @@ def test_remove_date_only_for_a_future_time_and_a_comment_always(served: tuple[I
     future = datetime(2999, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     naive = datetime(2999, 1, 2, 3, 4, 5)
     past = datetime.now(UTC) - timedelta(minutes=1)
-    body = c.revoke_body(user, [removal(item("role", "a"), remove_at=future),
-                                removal(item("role", "b"), remove_at=naive),
-                                removal(item("role", "c"), remove_at=past),
-                                RemovalRequest(item("role", "d"), 4, "  ")], "k")
+    body = c.revoke_body(
+        user,
+        [
+            removal(item("role", "a"), remove_at=future),
+            removal(item("role", "b"), remove_at=naive),
+            removal(item("role", "c"), remove_at=past),
+            RemovalRequest(item("role", "d"), 4, "  "),
+        ],
+        "k",
+    )
     got = [(i["id"], i.get("removeDate"), i["comment"]) for i in body["requestedItems"]]
-    assert got == [("a", "2999-01-02T03:04:05.678Z", REASON), ("b", "2999-01-02T03:04:05.000Z", REASON),
-                   ("c", None, REASON), ("d", None, "leaver: access removal")]
+    assert got == [
+        ("a", "2999-01-02T03:04:05.678Z", REASON),
+        ("b", "2999-01-02T03:04:05.000Z", REASON),
+        ("c", None, REASON),
+        ("d", None, "leaver: access removal"),
+    ]
 
 
 def test_items_isc_cannot_revoke_are_refused(served: tuple[IscSimulator, str]) -> None:
@@ -194,14 +207,17 @@ async def test_username_by_account_and_dn_by_accounts_endpoint(served: tuple[Isc
     assert calls(sim, "POST", "/v3/search")[0].body["query"] == {"query": '@accounts(accountId:"asmith")'}
     [accounts] = calls(sim, "GET", "/v3/accounts")
     assert parse_qs(accounts.query)["filters"] == [
-        f'nativeIdentity eq "CN=asmith,OU=users,O=Example" and sourceId eq "{directory}"']
+        f'nativeIdentity eq "CN=asmith,OU=users,O=Example" and sourceId eq "{directory}"'
+    ]
 
 
 async def test_only_exact_matches_count(served: tuple[IscSimulator, str], client: SailPointIscClient) -> None:
     sim, _ = served
     with sim.lock:
-        sim.add_person(DemoPerson("jdoe.au", "Jay Doe", "jdoe@example.com.au", "E1001-AU",
-                                  "cn=jdoe.au,ou=users,o=example", ()), sim.clock.now())
+        sim.add_person(
+            DemoPerson("jdoe.au", "Jay Doe", "jdoe@example.com.au", "E1001-AU", "cn=jdoe.au,ou=users,o=example", ()),
+            sim.clock.now(),
+        )
     # The search is analysed: the phrase also matches the longer address and employee number.
     async with httpx.AsyncClient(base_url=served[1]) as http:
         token = await client.http.auth.headers(http)
@@ -239,7 +255,11 @@ async def test_list_access_maps_types_grants_and_sources(client: SailPointIscCli
     assert (profile.type, profile.application, profile.removable) == ("access_profile", "Jira", True)
     admins = items["Domain Admins"]
     assert (admins.type, admins.privileged, admins.application, admins.removable) == (
-        "entitlement", True, "Active Directory", True)
+        "entitlement",
+        True,
+        "Active Directory",
+        True,
+    )
     via_role = items["Salesforce Sales User"]
     assert (via_role.granted_by, via_role.removable) == ("role", False)
     assert (items["All Staff"].granted_by, items["All Staff"].removable) == ("birthright", False)
@@ -281,8 +301,13 @@ def test_grant_source_from_revocable_and_standalone(raw: dict[str, Any], granted
     ],
 )
 async def test_state_mapping(
-    served: tuple[IscSimulator, str], client: SailPointIscClient, config: dict[str, Any], advance: float,
-    raw: str, status: IgaStatus, message: str | None,
+    served: tuple[IscSimulator, str],
+    client: SailPointIscClient,
+    config: dict[str, Any],
+    advance: float,
+    raw: str,
+    status: IgaStatus,
+    message: str | None,
 ) -> None:
     sim, _ = served
     configure(sim, **config)
@@ -357,7 +382,8 @@ async def test_find_existing_by_correlation_key(served: tuple[IscSimulator, str]
     refs = await client.submit_removals(user, batch, "leaver-9-1")
     found = await client.find_existing(user, batch, "leaver-9-1")
     assert [(r.item_id, r.request_id, r.tracking_id) for r in found] == [
-        (r.item_id, r.request_id, r.tracking_id) for r in refs]
+        (r.item_id, r.request_id, r.tracking_id) for r in refs
+    ]
     assert {(r.status, r.raw_status) for r in found} == {(IgaStatus.PENDING, "EXECUTING")}
     assert await client.find_existing(user, batch, "leaver-9-2") == []
     [query] = [parse_qs(e.query) for e in calls(sim, "GET", "/v3/access-request-status")][:1]
@@ -414,8 +440,11 @@ async def test_an_empty_202_body_falls_back_too(httpx_mock: HTTPXMock) -> None:
     base = "https://acme.api.identitynow.com"
     httpx_mock.add_response(url=f"{base}/oauth/token", json={"access_token": "t", "expires_in": 749})
     httpx_mock.add_response(method="POST", url=f"{base}/v3/access-requests", status_code=202, content=b"")
-    row = {"accessRequestId": "8b4c12f95c664119b72df781f7fbf03f", "state": "EXECUTING",
-           "clientMetadata": {"leaverKey": "k", "leaverItem": "ROLE:r1"}}
+    row = {
+        "accessRequestId": "8b4c12f95c664119b72df781f7fbf03f",
+        "state": "EXECUTING",
+        "clientMetadata": {"leaverKey": "k", "leaverItem": "ROLE:r1"},
+    }
     httpx_mock.add_response(method="GET", json=[row], headers={"X-Total-Count": "1"})
     target = demo_target(base)
     target.options.update(lookup_grace_tries=1)
@@ -465,7 +494,8 @@ async def test_429_retry_after_is_honoured(served: tuple[IscSimulator, str], cli
     user, items = await jdoe(client)
     with sim.lock:
         sim.faults.rules.append(
-            FaultRule(method="POST", path="/v3/access-requests", status=429, retry_after=1, count=1))
+            FaultRule(method="POST", path="/v3/access-requests", status=429, retry_after=1, count=1)
+        )
     started = time.monotonic()
     refs = await client.submit_removals(user, [removal(items["VPN Users"])], "leaver-2-1")
     assert time.monotonic() - started >= 0.9
@@ -477,8 +507,11 @@ async def test_in_filter_falls_back_to_eq(served: tuple[IscSimulator, str], clie
     sim, _ = served
     configure(sim, status_in_filter=False)
     user, items = await jdoe(client)
-    refs = [ref for n, name in enumerate(["VPN Users", "Finance RW"])
-            for ref in await client.submit_removals(user, [removal(items[name])], f"k-{n}")]
+    refs = [
+        ref
+        for n, name in enumerate(["VPN Users", "Finance RW"])
+        for ref in await client.submit_removals(user, [removal(items[name])], f"k-{n}")
+    ]
     assert len(await client.get_requests(user, refs)) == 2
     assert len(await client.get_requests(user, refs)) == 2
     filters = [parse_qs(e.query)["filters"][0] for e in calls(sim, "GET", "/v3/access-request-status")]
@@ -490,8 +523,9 @@ async def test_cancel(served: tuple[IscSimulator, str], client: SailPointIscClie
     sim, _ = served
     configure(sim, approval_delay=60)
     user, items = await jdoe(client)
-    refs = await client.submit_removals(user, [removal(items["Sales Global"]), removal(items["Jira Developers"])],
-                                        "leaver-1-1")
+    refs = await client.submit_removals(
+        user, [removal(items["Sales Global"]), removal(items["Jira Developers"])], "leaver-1-1"
+    )
     assert await client.cancel_request(user, refs[0], "rehire evt-456") is True
     assert await client.cancel_request(user, refs[1], "rehire evt-456") is True  # same request, already cancelled
     [sent, _] = calls(sim, "POST", "/v3/access-requests/cancel")
@@ -510,7 +544,8 @@ async def test_cancel(served: tuple[IscSimulator, str], client: SailPointIscClie
 async def test_an_api_client_cannot_request_access(served: tuple[IscSimulator, str]) -> None:
     _, url = served
     target = demo_target(url).model_copy(
-        update={"client_id": API_CLIENT_ID, "client_secret": SecretStr(API_CLIENT_SECRET)})
+        update={"client_id": API_CLIENT_ID, "client_secret": SecretStr(API_CLIENT_SECRET)}
+    )
     c = SailPointIscClient(target)
     try:
         user, items = await jdoe(c)  # search works with API authority

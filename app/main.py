@@ -1,4 +1,5 @@
-"""The FastAPI application: intake, status, ops, health, the web page, and (demo) simulators."""
+"""The composition root: the FastAPI application with intake, status, ops, health, the web page,
+the in-process workers and (demo) simulators, wired to one runtime."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import health, ops, status, web
-from app.api.problems import install_problem_handlers
+from app.api.deps import Serving
 from app.intake import routes as intake
+from app.problems import install_problem_handlers
 from app.runtime import Runtime
 from app.worker.loop import Worker
 
@@ -25,6 +27,7 @@ def create_app(
     """`workers`: in-process worker concurrency (default from settings; 0 = API only).
     `open_reads`: status pages without a token (the embedded demo only)."""
     concurrency = rt.settings.workers if workers is None else workers
+    serving = Serving(open_reads=open_reads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,7 +38,7 @@ def create_app(
         try:
             yield
         finally:
-            app.state.stopping = True
+            serving.stopping = True
             stop.set()
             if task is not None:
                 await task
@@ -48,8 +51,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = rt
-    app.state.stopping = False
-    app.state.open_reads = open_reads
+    app.state.serving = serving
     install_problem_handlers(app)
     for router in (intake.router, status.router, ops.router, health.router, web.router):
         app.include_router(router)

@@ -13,8 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.iga.base import AccessItem, GrantSource, IgaUser, ItemType
-from app.intake.events import LeaverEvent
+from app.domain import AccessItem, GrantSource, IgaUser, ItemType, LeaverEvent
 from app.policy.evaluate import evaluate, explain
 from app.policy.model import PolicyError, load_policy
 

@@ -15,8 +15,8 @@ import httpx
 import typer
 import uvicorn
 
+from app.cli.policy import policy_app
 from app.logs import configure_logging
-from app.policy.cli import policy_app
 from app.settings import ConfigError, Settings, load_settings
 
 cli = typer.Typer(
@@ -49,8 +49,8 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="In-process worker concurrency (0: API only).")] = None,
 ) -> None:
     """Run the API with in-process workers. With no IGA target configured: the embedded demo."""
-    from app.api.app import create_app
     from app.demo import demo_simulators, demo_targets, prepare_demo
+    from app.main import create_app
     from app.runtime import build_runtime
     from app.store.migrate import upgrade
 
@@ -246,7 +246,3 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(f"leaver: {exc}", err=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

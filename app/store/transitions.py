@@ -1,0 +1,170 @@
+"""The one owner of state changes. Cases, plan items and removal batches change state only here,
+and every change writes its `audit` row and counts its metric in the same transaction, whoever
+asks: intake, a worker or an operator. So the audit trail, the metrics and the rows never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain import CASE_TERMINAL, ITEM_TERMINAL, AccessItem, BatchState, CaseState, ItemState
+from app.metrics import CASES_FINISHED, ITEMS_FINISHED, TIME_TO_REVOKE
+from app.store.models import Audit, Case, Event, IgaRequest, PlanItem, access_columns, utcnow
+
+
+class Transitions:
+    """State changes within one open transaction, all attributed to `actor`."""
+
+    def __init__(self, session: AsyncSession, actor: str, now: datetime | None = None) -> None:
+        self.session, self.actor = session, actor
+        self.now = now or utcnow()
+
+    def audit(
+        self,
+        entity: str,
+        entity_id: str,
+        before: str | None,
+        after: str | None,
+        why: str,
+        *,
+        event_id: str | None,
+        case_id: int | None = None,
+    ) -> None:
+        self.session.add(
+            Audit(
+                at=self.now,
+                actor=self.actor,
+                entity=entity,
+                entity_id=entity_id,
+                event_id=event_id,
+                case_id=case_id,
+                before=before,
+                after=after,
+                why=why,
+            )
+        )
+
+    # ------------------------------------------------------------ events and cases
+
+    def event_received(self, event: Event, why: str) -> None:
+        self.audit("event", event.id, None, "received", why, event_id=event.id)
+
+    def new_case(self, event_id: str, target: str, *, dry_run: bool) -> Case:
+        case = Case(event_id=event_id, target=target, state=CaseState.RECEIVED, dry_run=dry_run, created_at=self.now)
+        self.session.add(case)
+        return case
+
+    def case(self, case: Case, state: CaseState, why: str) -> None:
+        """Move a case; its step counters restart with each state. Entering `done` counts the
+        case's time to revoke."""
+        if case.state == state:
+            return
+        self.audit("case", str(case.id), case.state, state, why, event_id=case.event_id, case_id=case.id)
+        case.state = state
+        case.updated_at = self.now
+        case.attempts = case.polls = 0
+        if state in CASE_TERMINAL:
+            case.finished_at = self.now
+            CASES_FINISHED.labels(state).inc()
+        else:
+            case.finished_at = None
+        if state is CaseState.DONE:
+            removed = [i.finished_at for i in case.items if i.state == ItemState.REMOVED and i.finished_at]
+            if removed:
+                TIME_TO_REVOKE.observe(max(0.0, (max(removed) - case.event.effective_at).total_seconds()))
+
+    def case_note(self, case: Case, why: str) -> None:
+        """An audit row without a state change (a retry scheduled, an operator's remark)."""
+        self.audit("case", str(case.id), case.state, case.state, why, event_id=case.event_id, case_id=case.id)
+
+    # ------------------------------------------------------------ plan items
+
+    def new_item(
+        self,
+        case: Case,
+        item: AccessItem,
+        *,
+        action: str,
+        rule: str,
+        reason: str,
+        due_at: datetime | None,
+    ) -> PlanItem:
+        row = PlanItem(
+            case_id=case.id,
+            **access_columns(item),
+            action=action,
+            rule=rule,
+            reason=reason,
+            due_at=due_at,
+            state=ItemState.PLANNED,
+            updated_at=self.now,
+        )
+        case.items.append(row)
+        return row
+
+    def item_planned(self, case: Case, row: PlanItem) -> None:
+        """The audit row of a freshly planned item (it needs its ID, so after a flush)."""
+        why = f"rule {row.rule}: {row.action} {row.item_type} {row.name!r}"
+        self.audit("item", str(row.id), None, ItemState.PLANNED, why, event_id=case.event_id, case_id=case.id)
+
+    def item(self, item: PlanItem, state: ItemState, why: str, *, event_id: str) -> None:
+        """Move an item; `event_id` is its case's event (the item may belong to another case of
+        the same person than the one being worked)."""
+        if item.state == state:
+            return
+        self.audit("item", str(item.id), item.state, state, why, event_id=event_id, case_id=item.case_id)
+        item.state = state
+        item.updated_at = self.now
+        if state in ITEM_TERMINAL:
+            item.finished_at = self.now
+            ITEMS_FINISHED.labels(state).inc()
+        else:
+            item.finished_at = None
+
+    def item_remark(self, item: PlanItem, why: str, *, event_id: str) -> None:
+        """An audit row about an item that does not move it (the IGA's status changed)."""
+        self.audit("item", str(item.id), item.state, item.state, why, event_id=event_id, case_id=item.case_id)
+
+    def item_note(self, item: PlanItem, note: str, *, event_id: str) -> None:
+        """Say something about an item without moving it, on the item and in the audit."""
+        item.note = note
+        self.item_remark(item, note, event_id=event_id)
+
+    # ------------------------------------------------------------ removal batches
+
+    def new_batch(self, case: Case, batch_no: int, key: str, items: list[PlanItem]) -> IgaRequest:
+        """The write-ahead row of a batch about to be sent: committed before the IGA call."""
+        row = IgaRequest(
+            case_id=case.id,
+            batch_no=batch_no,
+            key=key,
+            state=BatchState.SENDING,
+            sends=1,
+            last_sent_at=self.now,
+            created_at=self.now,
+        )
+        self.session.add(row)
+        self.audit(
+            "request",
+            key,
+            None,
+            BatchState.SENDING,
+            f"submitting {len(items)} removals",
+            event_id=case.event_id,
+            case_id=case.id,
+        )
+        return row
+
+    def batch(self, case: Case, row: IgaRequest, state: BatchState, why: str, *, note: str | None = None) -> None:
+        self.audit("request", row.key, row.state, state, why, event_id=case.event_id, case_id=case.id)
+        row.state = state
+        if note is not None:
+            row.note = note
+
+    def batch_resent(self, case: Case, row: IgaRequest, why: str) -> None:
+        """A batch left no trace in the IGA after the grace period: it goes out again, same key."""
+        row.sends += 1
+        row.last_sent_at = self.now
+        self.audit("request", row.key, row.state, row.state, why, event_id=case.event_id, case_id=case.id)
