@@ -1,5 +1,10 @@
-"""Named crash points for the kill-matrix tests: `LEAVER_CRASH_AT=<point>` makes the process
-kill itself (SIGKILL, no cleanup) the first time it reaches that point. Off unless set."""
+"""Named crash and pause points for the kill-matrix and exactly-once tests. Off unless set:
+
+- `LEAVER_CRASH_AT=<point>`: the process kills itself (SIGKILL, no cleanup) the first time it
+  reaches that point;
+- `LEAVER_PAUSE_AT=<point>`: the process stops itself (SIGSTOP, as a VM pause or a long GC would)
+  the first time it reaches that point, until a test sends SIGCONT.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ POINTS = (
     "before_plan_commit",  # plan computed, not yet committed
     "after_plan",  # plan committed (boundary plan -> submit)
     "after_intent",  # write-ahead row committed, request not yet sent
+    "before_send",  # lease checked right before the IGA write, request not yet sent
     "after_send",  # IGA answered, request IDs not yet committed
     "after_submit_commit",  # one batch's request IDs committed, the case still `submitting`
     "after_submit",  # every batch submitted, `tracking` committed (boundary submit -> track)
@@ -22,6 +28,12 @@ POINTS = (
 )
 
 
+_paused: set[str] = set()
+
+
 def crash_point(name: str) -> None:
     if os.environ.get("LEAVER_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("LEAVER_PAUSE_AT") == name and name not in _paused:
+        _paused.add(name)
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -12,6 +12,7 @@ from app.iga.base import IgaClient
 from app.iga.registry import build_client
 from app.policy.model import Policy, load_policy
 from app.settings import Settings, TargetSettings
+from app.store.budget import SharedPacer
 from app.store.db import is_postgres, make_engine, make_sessionmaker
 
 
@@ -37,7 +38,11 @@ class Runtime:
             spec = next((t for t in self.targets if t.name == target), None)
             if spec is None:
                 raise KeyError(f"unknown target {target!r}")
-            self.clients[target] = build_client(spec, transport=self._transports.get(target))
+            client = build_client(spec, transport=self._transports.get(target))
+            if self.postgres:  # several worker processes: one budget per target for all of them
+                rate = client.http.policy.requests_per_second
+                client.http.share_budget(SharedPacer(self.sessions, target, rate, burst=max(1, int(rate))))
+            self.clients[target] = client
         return self.clients[target]
 
     _transports: dict[str, httpx.AsyncBaseTransport] = field(default_factory=dict)

@@ -57,6 +57,9 @@ class TargetSettings(BaseModel):
     client_secret: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None
+    #: How long the IGA may take, after accepting a request, to list it where recovery looks
+    #: (assumed; the resend grace must cover it).
+    listing_lag_seconds: float = Field(30.0, ge=0)
     #: System-specific knobs, including every value a backend contract marks as assumed.
     options: dict[str, Any] = Field(default_factory=dict)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -108,7 +111,7 @@ class Settings(BaseSettings):
     track_initial_seconds: float = Field(2.0, gt=0)
     track_max_seconds: float = Field(900.0, gt=0)
     #: Wait before resending a batch whose first send left no trace in the IGA.
-    resend_grace_seconds: float = Field(30.0, ge=0)
+    resend_grace_seconds: float = Field(120.0, ge=0)
     #: On SIGTERM a worker lets running steps finish this long, then hands the rest back.
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     dry_run: bool = False
@@ -197,6 +200,20 @@ class _FileVariables(PydanticBaseSettingsSource):
             except OSError as exc:
                 raise ConfigError(f"LEAVER_{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from exc
         return values
+
+
+def check_resend_grace(settings: Settings, targets: list[TargetSettings]) -> None:
+    """Exactly-once needs the resend grace to outlast any send still in flight plus the time the
+    IGA takes to list it: a send lasts at most the read timeout, and never past 4/5 of the lease."""
+    for t in targets:
+        longest = min(t.http.read_timeout, settings.lease_seconds * 0.8)
+        needed = longest + t.listing_lag_seconds
+        if settings.resend_grace_seconds < needed:
+            raise ConfigError(
+                f"LEAVER_RESEND_GRACE_SECONDS: {settings.resend_grace_seconds:g}s is shorter than target "
+                f"{t.name!r}'s longest send ({longest:g}s) plus its listing lag ({t.listing_lag_seconds:g}s); "
+                f"set it to at least {needed:g}"
+            )
 
 
 def describe_validation_error(exc: ValidationError) -> str:

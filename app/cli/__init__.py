@@ -17,7 +17,7 @@ import uvicorn
 
 from app.cli.policy import policy_app
 from app.logs import configure_logging
-from app.settings import ConfigError, Settings, load_settings
+from app.settings import ConfigError, Settings, check_resend_grace, load_settings
 
 cli = typer.Typer(
     help="leaver: closes the leaver gap in identity governance.", no_args_is_help=True, add_completion=False
@@ -66,6 +66,10 @@ def serve(
         _fail("LEAVER_WEBHOOK_SECRET is required when IGA targets are configured")
     if not settings.ops_token:
         _fail("LEAVER_OPS_TOKEN is required when IGA targets are configured")
+    try:
+        check_resend_grace(settings, targets)
+    except ConfigError as exc:
+        _fail(str(exc))
     if settings.should_auto_migrate:
         upgrade(settings.resolved_database_url)
     try:
@@ -114,6 +118,10 @@ def worker(
     settings = _settings()
     if settings.demo:
         _fail("`leaver worker` needs IGA targets (LEAVER_TARGETS or LEAVER_CONFIG_FILE); the demo runs in `serve`")
+    try:
+        check_resend_grace(settings, settings.targets)
+    except ConfigError as exc:
+        _fail(str(exc))
 
     async def main() -> None:
         rt = build_runtime(settings)

@@ -7,9 +7,12 @@ format onto them; nothing in the worker knows which system it talks to.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from app.domain import AccessItem, IgaUser, RemovalRequest, RequestRef, RequestState, UserIdentifiers
+
+if TYPE_CHECKING:
+    from app.iga.http import IgaHttp
 
 
 class IgaError(Exception):
@@ -38,6 +41,11 @@ class IgaUncertainError(IgaTransientError):
     Never resend after this: look for the earlier request first (design: exactly-once keys)."""
 
 
+class IgaNotSent(IgaError):
+    """A write was not sent because the caller's time (its job lease) ran out first. Certain:
+    the IGA never saw it. The worker stops the step; whoever holds the job next recovers."""
+
+
 class UserNotFound(IgaPermanentError):
     pass
 
@@ -51,6 +59,8 @@ class IgaClient(Protocol):
     """What the pipeline needs from an IGA. One instance per configured target."""
 
     system: str
+    #: The shared HTTP layer the adapter sends through (the runtime may share its rate budget).
+    http: IgaHttp
 
     #: The most items one removal request may carry, per item type; the pipeline batches by it.
     def batch_items(self, requests: Sequence[RemovalRequest]) -> list[list[RemovalRequest]]: ...

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,12 +22,45 @@ import stamina
 import structlog
 from aiolimiter import AsyncLimiter
 
-from app.iga.base import IgaError, IgaPermanentError, IgaTransientError, IgaUncertainError
+from app.iga.base import IgaError, IgaNotSent, IgaPermanentError, IgaTransientError, IgaUncertainError
 from app.metrics import IGA_CALLS
 
 log = structlog.get_logger(__name__)
 
 ErrorText = Callable[[httpx.Response], str]
+
+#: `time.monotonic()` by which a write must have been answered: the caller's lease ends then.
+_write_deadline: ContextVar[float | None] = ContextVar("leaver_write_deadline", default=None)
+#: A write is not started with less time than this left: it would only time out, uncertain.
+MIN_WRITE_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def write_deadline(deadline: float) -> Iterator[None]:
+    """Writes (non-idempotent calls) inside this block are sent only before `deadline`
+    (`time.monotonic()`), each bounded to the time that remains; later ones raise IgaNotSent."""
+    token = _write_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _write_deadline.reset(token)
+
+
+class Pacer(Protocol):
+    """Spaces a target's calls to its allowed rate; `wait` returns when the next call may go."""
+
+    async def wait(self) -> None: ...
+
+
+class LocalPacer:
+    """The rate budget of one process: `rate` calls per second, bursts of up to one second's worth
+    (at least one call, so a rate below 1/s works too)."""
+
+    def __init__(self, rate: float) -> None:
+        self._limiter = AsyncLimiter(max(rate, 1.0), max(1.0, 1.0 / rate))
+
+    async def wait(self) -> None:
+        await self._limiter.acquire()
 
 
 @dataclass(frozen=True)
@@ -180,6 +215,17 @@ class _Retry(Exception):
         self.status_code = status_code
 
 
+def _bounded_by_deadline(method: str, path: str, timeout: float | None, read_timeout: float) -> float | None:
+    """The timeout of a write under `write_deadline`, checked at the last moment before sending."""
+    deadline = _write_deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left < MIN_WRITE_SECONDS:
+        raise IgaNotSent(f"{method} {path}: not sent, the job's lease ends in {max(left, 0):.1f}s")
+    return min(timeout if timeout is not None else read_timeout, left)
+
+
 class IgaHttp:
     """One pooled client per IGA target, shared by every worker task of the process, so the
     target's rate and concurrency limits hold for the whole process."""
@@ -203,8 +249,12 @@ class IgaHttp:
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, verify=verify
         )
-        self._limiter = AsyncLimiter(max(self.policy.requests_per_second, 0.1), 1.0)
+        self.pacer: Pacer = LocalPacer(self.policy.requests_per_second)
         self._slots = asyncio.Semaphore(self.policy.max_concurrency)
+
+    def share_budget(self, pacer: Pacer) -> None:
+        """Pace with a budget shared beyond this process (all workers of the target)."""
+        self.pacer = pacer
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -270,7 +320,9 @@ class IgaHttp:
             started = time.monotonic()
             try:
                 async with self._slots:
-                    await self._limiter.acquire()
+                    await self.pacer.wait()
+                    if not idempotent:
+                        timeout = _bounded_by_deadline(method, path, timeout, self.policy.read_timeout)
                     resp = await self.client.request(
                         method,
                         path,
@@ -326,8 +378,11 @@ __all__ = [
     "HttpPolicy",
     "IgaError",
     "IgaHttp",
+    "LocalPacer",
     "NoAuth",
     "OAuth2Token",
+    "Pacer",
     "json_object",
     "retry_after_seconds",
+    "write_deadline",
 ]

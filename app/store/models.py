@@ -114,6 +114,9 @@ class Case(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     polls: Mapped[int] = mapped_column(default=0)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When resolve began to list the user's access: sends of other cases after it may be missing
+    #: from (or, done later, still in) this case's inventory.
+    inventoried_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
@@ -132,7 +135,8 @@ class Case(Base):
             extra=self.iga_user.get("extra", {}),
         )
 
-    def record_resolved(self, user: IgaUser, items: list[AccessItem]) -> None:
+    def record_resolved(self, user: IgaUser, items: list[AccessItem], listed_at: datetime) -> None:
+        self.inventoried_at = listed_at
         self.iga_user_id = user.id
         self.iga_user = {
             "id": user.id,
@@ -230,6 +234,19 @@ class IgaRequest(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sent_at: Mapped[datetime | None]
+    #: When the last send became uncertain (no answer, or found `sending` after a crash): the
+    #: resend grace period counts from here, not from the write-ahead commit.
+    uncertain_since: Mapped[datetime | None]
+
+
+class RateBudget(Base):
+    """One IGA target's request budget, shared by every worker process (virtual scheduling: each
+    call takes the next free slot and waits for it)."""
+
+    __tablename__ = "rate_budgets"
+
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_free_at: Mapped[datetime]
 
 
 class Job(Base):

@@ -148,8 +148,10 @@ async def sent_elsewhere(
     session: AsyncSession, person: Person, mine: dict[str, int], since: datetime
 ) -> dict[int, int]:
     """Of `mine` (access item ID -> this case's plan item ID), those another case of the person
-    has sent: still in flight, or sent after `since` (this case's inventory predates that send).
-    Plan item ID -> the other case."""
+    has sent and this case's inventory, read at `since`, cannot be trusted about: still in flight,
+    sent after `since`, or finished after it (the listing may show an item the IGA was removing
+    right then). A removal finished before `since` and listed again was granted again: it is not
+    taken. Plan item ID -> the other case."""
     if not mine:
         return {}
     rows = await session.execute(
@@ -159,7 +161,11 @@ async def sent_elsewhere(
         .where(
             *person.others(),
             PlanItem.item_id.in_(sorted(mine)),
-            or_(PlanItem.state.not_in(tuple(ITEM_TERMINAL)), IgaRequest.created_at > since),
+            or_(
+                PlanItem.state.not_in(tuple(ITEM_TERMINAL)),
+                IgaRequest.created_at > since,
+                PlanItem.finished_at > since,
+            ),
         )
     )
     return {mine[item_id]: case_id for item_id, case_id in rows.all()}

@@ -163,8 +163,19 @@ class Transitions:
         if note is not None:
             row.note = note
 
+    def batch_remark(self, case: Case, row: IgaRequest, why: str) -> None:
+        """An audit row about a batch that does not move it."""
+        self.audit("request", row.key, row.state, row.state, why, event_id=case.event_id, case_id=case.id)
+
+    def batch_uncertain(self, case: Case, row: IgaRequest, why: str) -> None:
+        """The batch's send may or may not have reached the IGA: the resend grace counts from now."""
+        if row.uncertain_since is None:
+            row.uncertain_since = self.now
+            self.batch_remark(case, row, why)
+
     def batch_resent(self, case: Case, row: IgaRequest, why: str) -> None:
         """A batch left no trace in the IGA after the grace period: it goes out again, same key."""
         row.sends += 1
         row.last_sent_at = self.now
-        self.audit("request", row.key, row.state, row.state, why, event_id=case.event_id, case_id=case.id)
+        row.uncertain_since = None
+        self.batch_remark(case, row, why)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from app import faults
 from app.domain import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION, CaseState, ItemState
-from app.iga.base import IgaPermanentError
+from app.iga.base import IgaNotSent, IgaPermanentError
 from app.metrics import JOBS_CLAIMED
 from app.runtime import Runtime
 from app.store.models import Job, utcnow
@@ -55,8 +55,9 @@ async def run_case(rt: Runtime, claim: Claim) -> None:
                 await step_resolve(rt, claim, snap)
             else:
                 await STEPS[snap.state](rt, claim, resolved)
-        except LeaseLost:
-            log.warning("worker.lease_lost", case=claim.case_id)
+        except (LeaseLost, IgaNotSent) as exc:
+            # The job may be another worker's now: stop, write nothing, send nothing more.
+            log.warning("worker.lease_lost", case=claim.case_id, detail=str(exc))
             return
         except (DBAPIError, OSError, ConnectionError) as exc:
             if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _db_unreachable(exc):
@@ -152,7 +153,8 @@ class Worker:
 
     async def _work(self, claim: Claim) -> None:
         finished = asyncio.Event()
-        renewer = asyncio.create_task(self._renew(claim, finished))
+        work = asyncio.current_task()
+        renewer = asyncio.create_task(self._renew(claim, finished, work))
         try:
             await run_case(self.rt, claim)
         except Exception:
@@ -165,7 +167,9 @@ class Worker:
                 await asyncio.wait_for(renewer, timeout=self.rt.settings.lease_seconds)
             self._running.pop(claim.job_id, None)
 
-    async def _renew(self, claim: Claim, finished: asyncio.Event) -> None:
+    async def _renew(self, claim: Claim, finished: asyncio.Event, work: asyncio.Task[None] | None) -> None:
+        """Keep the lease while the case is worked; once it is lost, stop the work at once (an
+        IGA call under way is abandoned: its batch is `sending`, and the next owner looks it up)."""
         interval = self.rt.settings.lease_seconds / 3
         while True:
             with contextlib.suppress(TimeoutError):
@@ -173,6 +177,9 @@ class Worker:
                 return
             try:
                 if not await renew(self.rt.sessions, claim, self.rt.settings.lease_seconds):
+                    if work is not None and not finished.is_set():
+                        log.warning("worker.lease_lost", case=claim.case_id, detail="renewal refused")
+                        work.cancel()
                     return
             except (SQLAlchemyError, OSError):
                 log.warning("worker.lease_renew_failed", case=claim.case_id)

@@ -9,11 +9,13 @@ except `withdraw_submitted`, which calls the IGA and so runs before it.
 from __future__ import annotations
 
 from app.domain import CaseState, ItemState
-from app.iga.base import IgaError
+from app.iga.base import IgaError, IgaNotSent
+from app.iga.http import write_deadline
 from app.runtime import Runtime
 from app.store.models import PlanItem
 from app.store.queries import OtherItem, newer_rehire, submitted_by_older_cases
-from app.worker.unit import Resolved, Tx
+from app.store.queue import Claim
+from app.worker.unit import Resolved, Tx, lease_deadline
 
 #: Plan item ID -> None when the IGA withdrew its request, else why it did not.
 Withdrawals = dict[int, str | None]
@@ -53,15 +55,19 @@ async def superseded_by_rehire(tx: Tx, snap: Resolved) -> bool:
     return True
 
 
-async def withdraw_submitted(rt: Runtime, snap: Resolved) -> Withdrawals:
-    """Rehire: ask the IGA to withdraw removals older cases already sent (outside any transaction)."""
+async def withdraw_submitted(rt: Runtime, claim: Claim, snap: Resolved) -> Withdrawals:
+    """Rehire: ask the IGA to withdraw removals older cases already sent (outside any transaction,
+    each under the job's lease)."""
     async with rt.sessions() as session:
         submitted = await submitted_by_older_cases(session, snap.person)
     client, outcome = rt.client(snap.target), {}
     for item in submitted:
         try:
-            ok = await client.cancel_request(snap.user, item.request_ref(), f"rehire event {snap.event_id}")
+            with write_deadline(await lease_deadline(rt, claim)):
+                ok = await client.cancel_request(snap.user, item.request_ref(), f"rehire event {snap.event_id}")
             outcome[item.id] = None if ok else "the IGA no longer allows cancelling it"
+        except IgaNotSent:
+            raise
         except IgaError as exc:
             outcome[item.id] = f"the IGA did not answer the cancellation ({exc})"
     return outcome

@@ -15,7 +15,7 @@ from app import faults
 from app.domain import ITEM_TERMINAL, CaseState, IgaStatus, ItemState, UserIdentifiers, is_due
 from app.policy.evaluate import evaluate
 from app.runtime import Runtime
-from app.store.models import PlanItem
+from app.store.models import PlanItem, utcnow
 from app.store.queries import OtherItem, lock_person, open_items, sends_in_flight
 from app.store.queue import Claim
 from app.worker.overlap import cancel_for_rehire, settle_overlap, superseded_by_rehire, withdraw_submitted
@@ -31,10 +31,11 @@ async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
         dn=u.dn, username=u.username, email=u.email, employee_id=u.employee_id, iga_id=u.ids.get(snap.target)
     )
     user = await client.find_user(ids)
+    listed_at = utcnow()
     items = await client.list_access(user)
     faults.crash_point("before_resolve_commit")
     async with write(rt, claim) as tx:
-        tx.case.record_resolved(user, items)
+        tx.case.record_resolved(user, items, listed_at)
         why = f"user {user.id} found in {snap.target}; {len(items)} access items listed"
         tx.changes.case(tx.case, CaseState.INVENTORIED, why)
         await tx.schedule(tx.now)
@@ -44,7 +45,7 @@ async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
 async def step_plan(rt: Runtime, claim: Claim, snap: Resolved) -> None:
     """Apply policy to the inventory (pure), or, for a rehire, cancel what is still pending."""
     rehire = snap.event.type == "user.enabled"
-    withdrawn = await withdraw_submitted(rt, snap) if rehire else {}
+    withdrawn = await withdraw_submitted(rt, claim, snap) if rehire else {}
     faults.crash_point("before_plan_commit")
     async with write(rt, claim) as tx:
         await lock_person(tx.session, snap.person)

@@ -24,12 +24,13 @@ from app.domain import (
     RequestRef,
     is_due,
 )
-from app.iga.base import IgaClient, IgaPermanentError
+from app.iga.base import IgaClient, IgaPermanentError, IgaUncertainError
+from app.iga.http import write_deadline
 from app.runtime import Runtime
 from app.store.models import IgaRequest, PlanItem, utcnow
 from app.store.queries import lock_person, newer_rehire, sent_elsewhere, unsent_item_ids
 from app.store.queue import Claim
-from app.worker.unit import Resolved, Tx, write
+from app.worker.unit import Resolved, Tx, lease_deadline, write
 
 
 async def step_submit(rt: Runtime, claim: Claim, snap: Resolved) -> None:
@@ -38,7 +39,8 @@ async def step_submit(rt: Runtime, claim: Claim, snap: Resolved) -> None:
     client = rt.client(snap.target)
     now = utcnow()
     for row in [r for r in snap.requests if r.state == BatchState.SENDING]:
-        batch = [i.removal() for i in snap.items if i.request_row_id == row.id]
+        # Items of the batch still without the IGA's request (a partial find adopted the others).
+        batch = [i.removal() for i in snap.items if i.request_row_id == row.id and i.state in ITEM_UNSENT]
         waited = await _recover_batch(rt, claim, client, snap, row, batch, now)
         if waited is not None:
             async with write(rt, claim) as tx:
@@ -65,7 +67,7 @@ async def _submit_batch(
         # their state again now that we hold the lock (the loaded rows predate it).
         live = await unsent_item_ids(tx.session, snap.case_id)
         mine = {i.item_id: i.id for i in tx.case.items if i.id in live}
-        taken = await sent_elsewhere(tx.session, snap.person, mine, since=tx.case.created_at)
+        taken = await sent_elsewhere(tx.session, snap.person, mine, since=tx.case.inventoried_at or tx.case.created_at)
         for item in tx.case.items:
             if item.id in taken:
                 why = f"already with the IGA under case {taken[item.id]}; not sent twice"
@@ -81,16 +83,33 @@ async def _submit_batch(
             item.request_row_id = row.id
         row_id = row.id
     faults.crash_point("after_intent")
-    try:
-        refs = await client.submit_removals(snap.user, batch, key)
-    except IgaPermanentError as exc:
-        async with write(rt, claim) as tx:
-            await fail_batch(tx, row_id, f"the IGA refused the request: {exc}")
+    refs = await _send(rt, claim, client, snap, batch, key, row_id)
+    if refs is None:
         return
     faults.crash_point("after_send")
     async with write(rt, claim) as tx:
         await adopt(tx, row_id, refs, "submitted")
     faults.crash_point("after_submit_commit")
+
+
+async def _send(
+    rt: Runtime, claim: Claim, client: IgaClient, snap: Resolved, batch: list[RemovalRequest], key: str, row_id: int
+) -> list[RequestRef] | None:
+    """Send a written-ahead batch under the job's lease. None: the IGA refused it (the batch failed).
+    An unanswered send is marked uncertain from now, then the step fails and is retried."""
+    deadline = await lease_deadline(rt, claim)
+    faults.crash_point("before_send")
+    try:
+        with write_deadline(deadline):
+            return await client.submit_removals(snap.user, batch, key)
+    except IgaPermanentError as exc:
+        async with write(rt, claim) as tx:
+            await fail_batch(tx, row_id, f"the IGA refused the request: {exc}")
+        return None
+    except IgaUncertainError as exc:
+        async with write(rt, claim) as tx:
+            tx.changes.batch_uncertain(tx.case, await _batch_row(tx, row_id), f"no answer from the IGA: {exc}")
+        raise
 
 
 async def _recover_batch(
@@ -104,12 +123,20 @@ async def _recover_batch(
 ) -> datetime | None:
     """Exactly-once: look for the earlier send before anything is sent again. Returns the time
     to look again when the grace period for an asynchronous IGA has not yet passed."""
-    refs = await client.find_existing(snap.user, batch, row.key)
-    if refs:
+    refs = await client.find_existing(snap.user, batch, row.key) if batch else []
+    if refs or not batch:
         async with write(rt, claim) as tx:
-            await adopt(tx, row.id, refs, "found in the IGA after an interrupted submission; adopted")
+            await adopt(tx, row.id, refs, "found in the IGA after an interrupted submission; adopted", recovered=True)
         return None
-    grace_end = (row.last_sent_at or now) + timedelta(seconds=rt.settings.resend_grace_seconds)
+    grace = timedelta(seconds=rt.settings.resend_grace_seconds)
+    if row.uncertain_since is None:
+        # Found `sending` after a crash or a lost lease: the earlier send, if any, was started
+        # under a lease that has ended, so the IGA has had it at most from now on.
+        async with write(rt, claim) as tx:
+            why = "found sending after an interrupted worker; the IGA is given the grace period to list it"
+            tx.changes.batch_uncertain(tx.case, await _batch_row(tx, row.id), why)
+        return now + grace
+    grace_end = row.uncertain_since + grace
     if now < grace_end:
         return grace_end
     async with write(rt, claim) as tx:
@@ -134,15 +161,12 @@ async def _recover_batch(
         tx.changes.batch_resent(
             tx.case, fresh, f"no trace of send {fresh.sends} after the grace period; sending again with the same key"
         )
-    try:
-        refs = await client.submit_removals(snap.user, batch, row.key)
-    except IgaPermanentError as exc:
-        async with write(rt, claim) as tx:
-            await fail_batch(tx, row.id, f"the IGA refused the request: {exc}")
+    sent = await _send(rt, claim, client, snap, batch, row.key, row.id)
+    if sent is None:
         return None
     faults.crash_point("after_send")
     async with write(rt, claim) as tx:
-        await adopt(tx, row.id, refs, "submitted (resent)")
+        await adopt(tx, row.id, sent, "submitted (resent)")
     return None
 
 
@@ -153,16 +177,27 @@ async def _batch_row(tx: Tx, row_id: int) -> IgaRequest:
     return row
 
 
-async def adopt(tx: Tx, row_id: int, refs: Sequence[RequestRef], why: str) -> None:
-    """Record the IGA's request IDs on a batch and its items: they are `submitted` now."""
+async def adopt(tx: Tx, row_id: int, refs: Sequence[RequestRef], why: str, *, recovered: bool = False) -> None:
+    """Record the IGA's request IDs on a batch and its items: they are `submitted` now.
+
+    An answer to our own send names every item it accepted: an item it leaves out failed. A
+    lookup after an interruption may find only part of the batch (the IGA still indexing the
+    rest): the batch then stays `sending` and the missing items are looked for again."""
     row = await _batch_row(tx, row_id)
     by_item = {r.item_id: r for r in refs}
-    row.request_ids = sorted({r.request_id for r in refs})
-    tx.changes.batch(tx.case, row, BatchState.SUBMITTED, f"{why}: IGA request(s) {', '.join(row.request_ids)}")
-    for item in tx.case.items:
-        if item.request_row_id != row_id:
-            continue
+    row.request_ids = sorted({*row.request_ids, *(r.request_id for r in refs)})
+    mine = [i for i in tx.case.items if i.request_row_id == row_id]
+    missing = [i for i in mine if i.state in ITEM_UNSENT and i.item_id not in by_item]
+    ids = ", ".join(row.request_ids) or "none"
+    if recovered and missing:
+        why = f"{why}: IGA request(s) {ids}; {len(missing)} item(s) not found yet, looked for again"
+        tx.changes.batch_remark(tx.case, row, why)
+    else:
+        tx.changes.batch(tx.case, row, BatchState.SUBMITTED, f"{why}: IGA request(s) {ids}")
+    for item in mine:
         ref = by_item.get(item.item_id)
+        if recovered and ref is None:
+            continue
         if item.state in ITEM_TERMINAL:
             if ref is not None and item.iga_request_id is None:  # cancelled while the send was under way
                 item.iga_request_id, item.iga_tracking_id = ref.request_id, ref.tracking_id

@@ -5,6 +5,7 @@ transaction after it. A step never holds a transaction open across an IGA call.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -52,6 +53,16 @@ async def write(rt: Runtime, claim: Claim) -> AsyncIterator[Tx]:
     async with rt.sessions() as session, session.begin():
         await fence(session, claim, rt.settings.lease_seconds)
         yield Tx(session, claim, await load_case(session, claim.case_id))
+
+
+async def lease_deadline(rt: Runtime, claim: Claim) -> float:
+    """Prove the job is still ours (raises LeaseLost) and return, as `time.monotonic()`, when an
+    IGA write must be answered by: before the lease could pass to another worker. A fifth of the
+    lease is kept back for clocks that disagree and for committing the answer."""
+    start = time.monotonic()
+    async with rt.sessions() as session, session.begin():
+        await fence(session, claim, rt.settings.lease_seconds)
+    return start + rt.settings.lease_seconds * 0.8
 
 
 @dataclasses.dataclass(frozen=True)
