@@ -1,9 +1,10 @@
-"""Operator actions: retry a dead letter, cancel a case, approve a held item. Each goes through
+"""Operator actions: retry a dead letter, cancel a case, settle what cannot be proven, approve a
+held item. Each goes through
 the state owner, so it is audited and counted like any other change."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -12,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import operator
 from app.api.deps import RuntimeDep
-from app.domain import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION, ITEM_TERMINAL, CaseState, ItemState
+from app.domain import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION, ITEM_TERMINAL, BatchState, CaseState, ItemState
 from app.problems import Problem
-from app.store.models import Case, Job, PlanItem
+from app.store.models import Case, IgaRequest, Job, PlanItem
 from app.store.queries import load_case
 from app.store.transitions import Transitions
 
@@ -31,6 +32,12 @@ async def _case(session: AsyncSession, case_id: int) -> Case:
         return await load_case(session, case_id)
     except LookupError:
         raise Problem(404, f"no case {case_id}") from None
+
+
+async def _end_job(session: AsyncSession, case: Case) -> None:
+    job = await session.scalar(select(Job).where(Job.case_id == case.id))
+    if job is not None:
+        await session.delete(job)
 
 
 async def _wake(session: AsyncSession, case: Case, changes: Transitions) -> None:
@@ -56,9 +63,11 @@ async def retry_case(case_id: int, rt: RuntimeDep, why: Why | None = None) -> di
         else:
             resume = CaseState.INVENTORIED if not case.items else CaseState.SUBMITTING
         for item in case.items:
-            if item.state == ItemState.FAILED and (item.note or "").startswith(FAILED_BEFORE_SUBMISSION):
+            if _never_sent(item):
                 back = ItemState.HELD if item.action == "hold" else ItemState.PLANNED
                 changes.item(item, back, f"operator retry: {why.reason}", event_id=case.event_id)
+            elif item.state == ItemState.UNCERTAIN:  # its batch is looked up again before any resend
+                changes.item(item, ItemState.PLANNED, f"operator retry: {why.reason}", event_id=case.event_id)
         changes.case(case, resume, f"operator retry: {why.reason}")
         case.error = None
         await _wake(session, case, changes)
@@ -71,19 +80,18 @@ async def cancel_case(case_id: int, rt: RuntimeDep, why: Why | None = None) -> d
     async with rt.sessions() as session, session.begin():
         changes = Transitions(session, why.actor)
         case = await _case(session, case_id)
-        if case.state in CASE_TERMINAL:
+        if case.state in (CaseState.DONE, CaseState.CANCELLED):
             raise Problem(409, f"case {case_id} is already {case.state}")
         cancelled = 0
         for item in case.items:
-            if item.state in (ItemState.PLANNED, ItemState.SCHEDULED, ItemState.HELD) and item.request_row_id is None:
+            unsent = item.state in (ItemState.PLANNED, ItemState.SCHEDULED, ItemState.HELD)
+            if (unsent and item.request_row_id is None) or _never_sent(item):
                 changes.item(item, ItemState.CANCELLED, f"operator cancel: {why.reason}", event_id=case.event_id)
                 cancelled += 1
         in_flight = [i for i in case.items if i.state not in ITEM_TERMINAL]
         if not in_flight:
             changes.case(case, CaseState.CANCELLED, f"operator cancel: {why.reason}")
-            job = await session.scalar(select(Job).where(Job.case_id == case.id))
-            if job is not None:
-                await session.delete(job)
+            await _end_job(session, case)
     return {
         "case_id": case_id,
         "state": case.state,
@@ -109,3 +117,42 @@ async def approve_item(item_id: int, rt: RuntimeDep, why: Why | None = None) -> 
         item.action, item.due_at = "remove", changes.now
         await _wake(session, case, changes)
     return {"item_id": item_id, "state": ItemState.PLANNED}
+
+
+class Settlement(Why):
+    """What the operator found in the IGA for removals leaver could not prove sent or unsent."""
+
+    outcome: Literal["removed", "failed"]
+
+
+@router.post("/cases/{case_id}/settle", summary="Settle the uncertain removals of a failed case")
+async def settle_case(case_id: int, rt: RuntimeDep, settlement: Settlement) -> dict[str, Any]:
+    """For a batch leaver cannot prove sent or unsent (the IGA's lookup cannot reach it): the
+    operator checked the IGA and says whether the access is gone (`removed`) or must be handled
+    by hand (`failed`). Nothing is sent; the reason is kept in the audit."""
+    async with rt.sessions() as session, session.begin():
+        changes = Transitions(session, settlement.actor)
+        case = await _case(session, case_id)
+        if case.state != CaseState.FAILED:
+            raise Problem(409, f"case {case_id} is {case.state}; only failed cases are settled")
+        uncertain = [i for i in case.items if i.state == ItemState.UNCERTAIN]
+        if not uncertain:
+            raise Problem(409, f"case {case_id} has no uncertain removal to settle")
+        why = f"operator settled ({settlement.outcome}): {settlement.reason}"
+        batches = {i.request_row_id for i in uncertain}
+        for row in await session.scalars(select(IgaRequest).where(IgaRequest.id.in_(batches))):
+            if row.state == BatchState.SENDING:
+                changes.batch(case, row, BatchState.FAILED, why, note=why)
+        for item in uncertain:
+            item.note = why
+            changes.item(item, ItemState(settlement.outcome), why, event_id=case.event_id)
+        # Done unless something still waits for the operator's retry (never sent at all).
+        if not any(i.state not in ITEM_TERMINAL or _never_sent(i) for i in case.items):
+            changes.case(case, CaseState.DONE, why)
+            await _end_job(session, case)
+    return {"case_id": case_id, "state": case.state, "settled_items": [i.id for i in uncertain]}
+
+
+def _never_sent(item: PlanItem) -> bool:
+    """Failed only because its case failed before sending it: an operator retry plans it again."""
+    return item.state == ItemState.FAILED and (item.note or "").startswith(FAILED_BEFORE_SUBMISSION)

@@ -40,6 +40,7 @@ class ItemState(enum.StrEnum):
     SCHEDULED = "scheduled"  # to be removed at its due time
     HELD = "held"  # waits for an operator's decision
     SUBMITTED = "submitted"  # with the IGA under a request ID
+    UNCERTAIN = "uncertain"  # its case failed while a send of it may have reached the IGA
     REMOVED = "removed"  # the IGA completed and the item is gone
     KEPT = "kept"  # policy keeps it
     CANCELLED = "cancelled"  # a rehire, a newer event or an operator withdrew it
@@ -54,7 +55,9 @@ class ItemState(enum.StrEnum):
 ITEM_TERMINAL = frozenset(
     {ItemState.REMOVED, ItemState.KEPT, ItemState.CANCELLED, ItemState.REJECTED, ItemState.FAILED}
 )
-ITEM_IN_FLIGHT = frozenset({ItemState.PLANNED, ItemState.SCHEDULED, ItemState.HELD, ItemState.SUBMITTED})
+ITEM_IN_FLIGHT = frozenset(
+    {ItemState.PLANNED, ItemState.SCHEDULED, ItemState.HELD, ItemState.SUBMITTED, ItemState.UNCERTAIN}
+)
 #: States of an item that may still be sent to the IGA (a held item first needs an operator).
 ITEM_UNSENT = frozenset({ItemState.PLANNED, ItemState.SCHEDULED})
 

@@ -32,7 +32,7 @@ ErrorText = Callable[[httpx.Response], str]
 #: `time.monotonic()` by which a write must have been answered: the caller's lease ends then.
 _write_deadline: ContextVar[float | None] = ContextVar("leaver_write_deadline", default=None)
 #: A write is not started with less time than this left: it would only time out, uncertain.
-MIN_WRITE_SECONDS = 1.0
+MIN_WRITE_SECONDS = 0.5
 
 
 @contextlib.contextmanager

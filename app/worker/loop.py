@@ -89,14 +89,20 @@ async def _dead_letter(rt: Runtime, claim: Claim, error: str) -> None:
 
 async def _fail_case(tx: Tx, error: str, why: str) -> None:
     """Park the case for an operator. Items already with the IGA stay `submitted`, so an
-    operator retry resumes tracking them; items never sent are failed with the reason."""
+    operator retry resumes tracking them; items never sent are failed with the reason; items whose
+    send is unsettled are `uncertain`, never left looking planned."""
     log.error("worker.case_failed", case=tx.case.id, error=error)
     tx.case.error = error
     tx.changes.case(tx.case, CaseState.FAILED, why)
     for item in tx.case.items:
-        if item.state in ITEM_NOT_SENT and item.request_row_id is None:
+        if item.state not in ITEM_NOT_SENT:
+            continue
+        if item.request_row_id is None:
             item.note = f"{FAILED_BEFORE_SUBMISSION}: {error}"
             tx.changes.item(item, ItemState.FAILED, item.note, event_id=tx.case.event_id)
+        else:  # written ahead: the IGA may have it. Retry looks it up; or an operator settles it.
+            item.note = f"a send may have reached the IGA; retry looks for it, or settle the case: {error}"
+            tx.changes.item(item, ItemState.UNCERTAIN, item.note, event_id=tx.case.event_id)
     await tx.schedule(None)
 
 

@@ -50,6 +50,9 @@ def test_imports_only_run_downwards(path: Path) -> None:
     assert not bad, f"{path.relative_to(APP)} ({own}) imports {sorted(bad)}"
 
 
+ROW_CLASSES = {"Case", "PlanItem", "IgaRequest"}
+
+
 def test_only_the_state_owner_assigns_a_state() -> None:
     owner = APP / "store" / "transitions.py"
     offenders = []
@@ -64,9 +67,9 @@ def test_only_the_state_owner_assigns_a_state() -> None:
                 elts = target.elts if isinstance(target, ast.Tuple) else [target]
                 if any(isinstance(e, ast.Attribute) and e.attr == "state" for e in elts):
                     offenders.append(f"{path.relative_to(APP)}:{node.lineno}")
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"Case", "PlanItem", "IgaRequest"}:
-                if any(k.arg == "state" for k in node.keywords):
-                    offenders.append(f"{path.relative_to(APP)}:{node.lineno}")
+            constructs_row = isinstance(node, ast.Call) and getattr(node.func, "id", None) in ROW_CLASSES
+            if constructs_row and any(k.arg == "state" for k in node.keywords):
+                offenders.append(f"{path.relative_to(APP)}:{node.lineno}")
     assert not offenders, f"state assigned outside store/transitions.py: {offenders}"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.demo import prepare_demo
-from app.settings import ConfigError, Settings, load_settings
+from app.settings import ConfigError, Settings, check_resend_grace, load_settings
 
 
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +68,17 @@ def test_demo_generates_secrets_once_and_keeps_them(tmp_path: Path) -> None:
     assert first.ops_token is not None and again.ops_token is not None
     assert first.ops_token.get_secret_value() == again.ops_token.get_secret_value()
     assert (tmp_path / "webhook-secret").stat().st_mode & 0o077 == 0
+
+
+def test_resend_grace_shorter_than_a_send_plus_listing_lag_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAVER_RESEND_GRACE_SECONDS", "30")
+    monkeypatch.setenv(
+        "LEAVER_TARGETS",
+        '[{"name": "x", "system": "netiq-ig", "base_url": "https://ig", "listing_lag_seconds": 10,'
+        ' "http": {"read_timeout": 60}}]',
+    )
+    settings = load_settings()
+    with pytest.raises(ConfigError, match=r"LEAVER_RESEND_GRACE_SECONDS: .* at least 58") as err:
+        check_resend_grace(settings, settings.targets)  # lease 60 s: a send lasts at most 48 s
+    assert "\n" not in str(err.value)
+    check_resend_grace(settings.model_copy(update={"resend_grace_seconds": 58.0}), settings.targets)

@@ -11,8 +11,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.ops import Why, cancel_case, retry_case
+from app.api.ops import Settlement, Why, cancel_case, retry_case, settle_case
 from app.domain import AccessItem, BatchState, CaseState, IgaUser, ItemState, LeaverEvent
+from app.problems import Problem
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
 from app.store.intake import store_event
@@ -156,3 +157,56 @@ async def test_operator_retry_reopens_what_failed_before_submission(rt: Runtime)
         case_row = await session.get(Case, case_id)
     assert {i.state for i in items} == {"planned"} and all(i.finished_at is None for i in items)
     assert case_row is not None and case_row.finished_at is None and case_row.error is None
+
+
+async def fail_with_uncertain_batch(rt: Runtime) -> int:
+    """A case that failed after writing its first item ahead: that item is uncertain."""
+    case_id = await planned_case(rt.sessions)
+    async with rt.sessions() as session, session.begin():
+        case = await load_case(session, case_id)
+        changes = Transitions(session, "worker")
+        row = changes.new_batch(case, 1, f"leaver-{case_id}-1", case.items[:1])
+        await session.flush()
+        case.items[0].request_row_id = row.id
+        changes.item(case.items[0], ItemState.UNCERTAIN, "a send may have reached the IGA", event_id=case.event_id)
+        case.items[1].note = "case failed before submission: IGA down"
+        changes.item(case.items[1], ItemState.FAILED, case.items[1].note, event_id=case.event_id)
+        changes.case(case, CaseState.FAILED, "dead letter")
+    return case_id
+
+
+async def test_an_operator_settles_an_unprovable_batch_with_a_reason(rt: Runtime) -> None:
+    case_id = await fail_with_uncertain_batch(rt)
+    answer = await settle_case(case_id, rt, Settlement(outcome="removed", reason="checked in IG: gone", actor="bob"))
+    assert answer["state"] == "failed"  # the other item still failed before submission
+    async with rt.sessions() as session:
+        items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id).order_by(PlanItem.id)))
+        batch = await session.scalar(select(IgaRequest))
+        whys = list(await session.scalars(select(Audit.why).where(Audit.actor == "bob")))
+    assert [i.state for i in items] == ["removed", "failed"]
+    assert batch is not None and batch.state == "failed"
+    assert whys and all("checked in IG: gone" in w for w in whys)
+    with pytest.raises(Problem) as refused:
+        await settle_case(case_id, rt, Settlement(outcome="failed", reason="again"))
+    assert refused.value.status == 409
+
+
+async def test_an_operator_can_cancel_a_failed_case(rt: Runtime) -> None:
+    case_id = await planned_case(rt.sessions)
+    async with rt.sessions() as session, session.begin():
+        case = await load_case(session, case_id)
+        changes = Transitions(session, "worker")
+        for item in case.items:
+            item.note = "case failed before submission: IGA down"
+            changes.item(item, ItemState.FAILED, item.note, event_id=case.event_id)
+        changes.case(case, CaseState.FAILED, "dead letter")
+    answer = await cancel_case(case_id, rt, Why(reason="person left before start"))
+    assert answer["state"] == "cancelled" and answer["cancelled_items"] == 2
+
+
+async def test_an_operator_retry_looks_up_uncertain_removals_again(rt: Runtime) -> None:
+    case_id = await fail_with_uncertain_batch(rt)
+    await retry_case(case_id, rt, None)
+    async with rt.sessions() as session:
+        items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id).order_by(PlanItem.id)))
+    assert [(i.state, i.request_row_id is not None) for i in items] == [("planned", True), ("planned", False)]
