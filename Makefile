@@ -2,20 +2,30 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+DATA   ?= leaver-data
 
-.PHONY: install run test property lint clean
+.PHONY: install run demo-reset test property lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+## Runtime dependencies from the hashed lock (as the image installs them), then the dev tools.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 ## The embedded demo: SQLite under ./leaver-data, built-in IGA simulators with demo users.
+## Another address: make run PORT=8080 (HOST=0.0.0.0 to listen on every interface).
 run: install
-	$(BIN)/leaver serve
+	LEAVER_DATA_DIR=$(DATA) $(BIN)/leaver serve --demo --host $(HOST) --port $(PORT)
+
+## Start the demo over: its database, generated secrets and demo event are removed.
+demo-reset:
+	rm -rf $(DATA)
 
 ## Lint, type-check and the test suite. On SQLite (the default) the tests marked `postgres` (kill
 ## matrix, scale-out) are left out; set LEAVER_TEST_DATABASE_URL=postgresql+asyncpg://... to run
@@ -33,4 +43,4 @@ lint: install
 	$(BIN)/mypy app
 
 clean:
-	rm -rf $(VENV) leaver-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from app.api import health, ops, status, web
 from app.api.deps import Serving
+from app.api.docs import install_docs
 from app.intake import routes as intake
 from app.problems import install_problem_handlers
 from app.runtime import Runtime
+from app.serving import LoadShedding
 from app.worker.loop import Worker
 
 
@@ -49,10 +51,14 @@ def create_app(
         summary="Closes the leaver gap: removes a leaver's remaining access in the IGA, exactly once.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = rt
     app.state.serving = serving
     install_problem_handlers(app)
+    install_docs(app)
+    app.add_middleware(LoadShedding, limit=rt.settings.max_inflight_requests)
     for router in (intake.router, status.router, ops.router, health.router, web.router):
         app.include_router(router)
     for system, sim in (simulators or {}).items():

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
 
 PROBLEM = "application/problem+json"
 TITLES = {
@@ -19,8 +25,29 @@ TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, as every error answer of the API carries them."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (all application/problem+json)."""
+    return {
+        code: {
+            "description": TITLES.get(code, "Error"),
+            "content": {PROBLEM: {"schema": ProblemDocument.model_json_schema()}},
+        }
+        for code in codes
+    }
 
 
 class Problem(Exception):
@@ -54,6 +81,21 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(422, "the request is not valid", errors=validation_errors(exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            log.warning("api.database_unavailable", path=request.url.path, error=type(exc).__name__)
+            return problem_response(503, "the database is unavailable; retry later", {"Retry-After": "5"})
+        log.error("api.unexpected_error", path=request.url.path, error=type(exc).__name__)
+        return problem_response(500, "internal error; it has been logged")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached (as opposed to a bug in a query)."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | ConnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def validation_errors(errors: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -116,13 +117,18 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     dry_run: bool = False
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    #: Requests in flight per API process; beyond it the API answers 503 + Retry-After at once.
+    max_inflight_requests: int = Field(256, ge=1)
+    #: Seconds a client connection may take to send a request's head before it is closed.
+    request_head_timeout_seconds: float = Field(10.0, gt=0)
     webhook_tolerance_seconds: int = Field(300, ge=1)
     #: Run migrations at start. Default: yes on SQLite, no on PostgreSQL (use `leaver migrate`).
     auto_migrate: bool | None = None
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    #: Demo only: serve the built-in simulators under /sim/<system>.
-    mount_simulators: bool | None = None
+    #: The embedded demo (what `leaver serve --demo` sets): built-in simulators as targets, open
+    #: reads, generated secrets. Never chosen implicitly.
+    demo: bool = False
 
     @classmethod
     def settings_customise_sources(
@@ -152,11 +158,6 @@ class Settings(BaseSettings):
         if dupes:
             raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
         return self
-
-    @property
-    def demo(self) -> bool:
-        """No IGA target configured: run against the built-in simulators."""
-        return not self.targets
 
     @property
     def resolved_database_url(self) -> str:
@@ -196,45 +197,22 @@ class _FileVariables(PydanticBaseSettingsSource):
             if not path:
                 continue
             try:
-                values[name] = Path(path).read_text().strip()
+                text = Path(path).read_text().strip()
             except OSError as exc:
                 raise ConfigError(f"LEAVER_{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from exc
+            values[name] = _structured(name, path, text) if name in STRUCTURED else text
         return values
 
 
-def check_resend_grace(settings: Settings, targets: list[TargetSettings]) -> None:
-    """Exactly-once needs the resend grace to outlast any send still in flight plus the time the
-    IGA takes to list it: a send lasts at most the read timeout, and never past 4/5 of the lease."""
-    for t in targets:
-        longest = min(t.http.read_timeout, settings.lease_seconds * 0.8)
-        needed = longest + t.listing_lag_seconds
-        if settings.resend_grace_seconds < needed:
-            raise ConfigError(
-                f"LEAVER_RESEND_GRACE_SECONDS: {settings.resend_grace_seconds:g}s is shorter than target "
-                f"{t.name!r}'s longest send ({longest:g}s) plus its listing lag ({t.listing_lag_seconds:g}s); "
-                f"set it to at least {needed:g}"
-            )
+#: Settings whose file holds a document (JSON or YAML), not a plain value.
+STRUCTURED = frozenset({"targets"})
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the setting as the operator would write it."""
-    lines = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        name = "LEAVER_" + "__".join(loc).upper() if loc else "settings"
-        lines.append(f"{name}: {err['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Build and validate settings, turning any problem into a ConfigError."""
+def _structured(name: str, path: str, text: str) -> Any:
     try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
-    for secret in settings.webhook_secrets:
-        if not secret.startswith("whsec_"):
-            raise ConfigError("LEAVER_WEBHOOK_SECRET: each secret must start with 'whsec_' (Standard Webhooks)")
-    if not settings.resolved_policy_file.is_file():
-        raise ConfigError(f"LEAVER_POLICY_FILE: no such file: {settings.resolved_policy_file}")
-    return settings
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"LEAVER_{name.upper()}_FILE: {path} is neither JSON nor YAML ({exc})") from None
+    if isinstance(value, dict) and name in value:  # a file with `targets:` at the top is fine too
+        value = value[name]
+    return value

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import RuntimeDep, ServingDep
 from app.problems import Problem
@@ -39,11 +41,17 @@ def check_token(request: Request, rt: Runtime) -> None:
         )
 
 
-def reader(request: Request, rt: RuntimeDep, serving: ServingDep) -> None:
+#: Declares the ops token in the OpenAPI document; the check itself is `check_token` (which also
+#: takes the token as an HTTP Basic password, for browsers).
+ops_token = HTTPBearer(auto_error=False, scheme_name="opsToken", description="the ops token (LEAVER_OPS_TOKEN)")
+Offered = Annotated[HTTPAuthorizationCredentials | None, Depends(ops_token)]
+
+
+def reader(request: Request, rt: RuntimeDep, serving: ServingDep, _: Offered) -> None:
     """Reads need the ops token, except in the embedded demo."""
     if not serving.open_reads:
         check_token(request, rt)
 
 
-def operator(request: Request, rt: RuntimeDep) -> None:
+def operator(request: Request, rt: RuntimeDep, _: Offered) -> None:
     check_token(request, rt)

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.api.deps import RuntimeDep, ServingDep
-from app.problems import problem_response
+from app.problems import problem_response, problem_responses
 from app.store.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -19,7 +19,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and its schema is current")
+@router.get(
+    "/readyz",
+    summary="The database is reachable and its schema is current",
+    responses=problem_responses(503),
+)
 async def readyz(rt: RuntimeDep, serving: ServingDep) -> JSONResponse:
     try:
         async with rt.engine.connect() as conn:

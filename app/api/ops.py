@@ -4,9 +4,9 @@ the state owner, so it is audited and counted like any other change."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.auth import operator
 from app.api.deps import RuntimeDep
 from app.domain import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION, ITEM_TERMINAL, BatchState, CaseState, ItemState
-from app.problems import Problem
+from app.problems import Problem, problem_responses
 from app.store.models import Case, IgaRequest, Job, PlanItem
 from app.store.queries import load_case
 from app.store.transitions import Transitions
 
-router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(operator)])
+router = APIRouter(
+    prefix="/ops",
+    tags=["ops"],
+    dependencies=[Depends(operator)],
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+
+
+#: Row IDs as the database stores them: anything larger names no row (a 422, never a 500).
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a case ID from /status")]
+ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a plan item ID from /status")]
 
 
 class Why(BaseModel):
@@ -49,7 +59,7 @@ async def _wake(session: AsyncSession, case: Case, changes: Transitions) -> None
 
 
 @router.post("/cases/{case_id}/retry", summary="Send a failed case back through the pipeline")
-async def retry_case(case_id: int, rt: RuntimeDep, why: Why | None = None) -> dict[str, Any]:
+async def retry_case(case_id: CaseId, rt: RuntimeDep, why: Why | None = None) -> dict[str, Any]:
     """Resumes where the case stopped. Batches already sent are looked up, never resent blind,
     so a retry cannot submit a removal twice."""
     why = why or Why()
@@ -69,13 +79,12 @@ async def retry_case(case_id: int, rt: RuntimeDep, why: Why | None = None) -> di
             elif item.state == ItemState.UNCERTAIN:  # its batch is looked up again before any resend
                 changes.item(item, ItemState.PLANNED, f"operator retry: {why.reason}", event_id=case.event_id)
         changes.case(case, resume, f"operator retry: {why.reason}")
-        case.error = None
         await _wake(session, case, changes)
     return {"case_id": case_id, "state": resume}
 
 
 @router.post("/cases/{case_id}/cancel", summary="Cancel every removal of a case not yet sent to the IGA")
-async def cancel_case(case_id: int, rt: RuntimeDep, why: Why | None = None) -> dict[str, Any]:
+async def cancel_case(case_id: CaseId, rt: RuntimeDep, why: Why | None = None) -> dict[str, Any]:
     why = why or Why()
     async with rt.sessions() as session, session.begin():
         changes = Transitions(session, why.actor)
@@ -101,7 +110,7 @@ async def cancel_case(case_id: int, rt: RuntimeDep, why: Why | None = None) -> d
 
 
 @router.post("/items/{item_id}/approve", summary="Release a held item for removal now")
-async def approve_item(item_id: int, rt: RuntimeDep, why: Why | None = None) -> dict[str, Any]:
+async def approve_item(item_id: ItemId, rt: RuntimeDep, why: Why | None = None) -> dict[str, Any]:
     why = why or Why()
     async with rt.sessions() as session, session.begin():
         changes = Transitions(session, why.actor)
@@ -126,7 +135,7 @@ class Settlement(Why):
 
 
 @router.post("/cases/{case_id}/settle", summary="Settle the uncertain removals of a failed case")
-async def settle_case(case_id: int, rt: RuntimeDep, settlement: Settlement) -> dict[str, Any]:
+async def settle_case(case_id: CaseId, rt: RuntimeDep, settlement: Settlement) -> dict[str, Any]:
     """For a batch leaver cannot prove sent or unsent (the IGA's lookup cannot reach it): the
     operator checked the IGA and says whether the access is gone (`removed`) or must be handled
     by hand (`failed`). Nothing is sent; the reason is kept in the audit."""

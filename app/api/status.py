@@ -14,10 +14,15 @@ from sqlalchemy.orm import selectinload
 from app.api.auth import reader
 from app.api.deps import ReadSession
 from app.domain import CASE_TERMINAL, CaseState, ItemState
-from app.problems import Problem
+from app.problems import Problem, problem_responses
 from app.store.models import Audit, Case, Event, IgaRequest, PlanItem
 
-router = APIRouter(prefix="/status", tags=["status"], dependencies=[Depends(reader)])
+router = APIRouter(
+    prefix="/status",
+    tags=["status"],
+    dependencies=[Depends(reader)],
+    responses=problem_responses(401, 404, 422, 503),
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -56,6 +61,7 @@ def case_view(case: Case, requests: list[IgaRequest]) -> dict[str, Any]:
         "state": case.state,
         "iga_user_id": case.iga_user_id,
         "error": case.error,
+        "outcome": case.outcome,
         "dry_run": case.dry_run,
         "created_at": _iso(case.created_at),
         "updated_at": _iso(case.updated_at),

@@ -6,18 +6,23 @@ import asyncio
 import hashlib
 import json
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
+import structlog
 import typer
 import uvicorn
 
 from app.cli.policy import policy_app
+from app.config import check_resend_grace, check_targets, load_settings, safe_database_url
 from app.logs import configure_logging
-from app.settings import ConfigError, Settings, check_resend_grace, load_settings
+from app.settings import ConfigError, Settings, TargetSettings
+
+log = structlog.get_logger("leaver")
 
 cli = typer.Typer(
     help="leaver: closes the leaver gap in identity governance.", no_args_is_help=True, add_completion=False
@@ -27,58 +32,98 @@ cli.add_typer(policy_app, name="policy", help="Check and explain policy files.")
 cli.add_typer(events_app, name="events")
 
 
-def _settings() -> Settings:
+def _settings(*, demo: bool = False) -> Settings:
     try:
-        settings = load_settings()
+        settings = load_settings(**({"demo": True} if demo else {}))
     except ConfigError as exc:
-        typer.echo(f"leaver: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"leaver: {message}", err=True)
     raise typer.Exit(2)
+
+
+def _configured_targets(settings: Settings, command: str) -> list[TargetSettings]:
+    """The targets of a real deployment, checked; never the demo by accident."""
+    if settings.demo:
+        if settings.targets:
+            _fail("LEAVER_DEMO: the demo runs the built-in simulators; unset LEAVER_TARGETS, or drop --demo")
+        return []
+    if not settings.targets:
+        _fail(
+            "no IGA target configured: set LEAVER_TARGETS (or LEAVER_TARGETS_FILE, or targets: in "
+            f"LEAVER_CONFIG_FILE), or run `leaver {command} --demo` for the embedded demo"
+        )
+    try:
+        check_resend_grace(settings, settings.targets)
+        asyncio.run(check_targets(settings.targets))
+    except ConfigError as exc:
+        _fail(str(exc))
+    return settings.targets
+
+
+def _port_free(host: str, port: int) -> None:
+    """Fail before any banner when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _fail(f"cannot listen on {host}:{port} ({exc.strerror}); choose another port with --port")
 
 
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int | None, typer.Option(help="In-process worker concurrency (0: API only).")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="The embedded demo: SQLite, built-in simulators.")] = False,
+    check_config: Annotated[bool, typer.Option("--check-config", help="Check the configuration, then exit.")] = False,
 ) -> None:
-    """Run the API with in-process workers. With no IGA target configured: the embedded demo."""
+    """Run the API with in-process workers (`--demo`: the embedded demo with the built-in simulators)."""
     from app.demo import demo_simulators, demo_targets, prepare_demo
     from app.main import create_app
     from app.runtime import build_runtime
+    from app.serving import GuardedHttpProtocol, raise_file_limit
     from app.store.migrate import upgrade
 
-    settings = _settings()
+    settings = _settings(demo=demo)
+    targets = _configured_targets(settings, "serve")
     simulators = None
-    targets = settings.targets
     if settings.demo:
         settings = prepare_demo(settings)
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         targets = demo_targets(f"http://{local}:{port}")
         simulators = demo_simulators()
-    if not settings.webhook_secrets:
-        _fail("LEAVER_WEBHOOK_SECRET is required when IGA targets are configured")
-    if not settings.ops_token:
-        _fail("LEAVER_OPS_TOKEN is required when IGA targets are configured")
-    try:
-        check_resend_grace(settings, targets)
-    except ConfigError as exc:
-        _fail(str(exc))
+    else:
+        if not settings.webhook_secrets:
+            _fail("LEAVER_WEBHOOK_SECRET is required: the webhook refuses every event without it")
+        if not settings.ops_token:
+            _fail("LEAVER_OPS_TOKEN is required: /status and /ops need it")
+    if check_config:
+        _print_config_ok(settings, targets)
+        return
+    _port_free(host, port)
     if settings.should_auto_migrate:
         upgrade(settings.resolved_database_url)
-    try:
-        rt = build_runtime(settings, targets=targets)
-    except Exception as exc:
-        _fail(str(exc))
+    rt = build_runtime(settings, targets=targets)
     app = create_app(rt, workers=workers, simulators=simulators, open_reads=settings.demo)
     if settings.demo:
         _print_demo_help(settings, host, port, [t.name for t in targets])
+    log.info(
+        "leaver.start",
+        address=f"http://{host}:{port}",
+        demo=settings.demo,
+        targets=[f"{t.name} ({t.system})" for t in targets],
+        policy=str(settings.resolved_policy_file),
+        database=safe_database_url(settings.resolved_database_url),
+        workers=settings.workers if workers is None else workers,
+    )
+    raise_file_limit()
     uvicorn.run(
         app,
         host=host,
@@ -87,18 +132,35 @@ def serve(
         timeout_graceful_shutdown=20,
         proxy_headers=True,
         server_header=False,
+        http=GuardedHttpProtocol.with_head_timeout(settings.request_head_timeout_seconds),
+        timeout_keep_alive=5,
+        backlog=2048,
+    )
+
+
+def _print_config_ok(settings: Settings, targets: list[TargetSettings]) -> None:
+    names = ", ".join(f"{t.name} ({t.system})" for t in targets) or "none"
+    typer.echo(
+        f"configuration OK: targets {names}; policy {settings.resolved_policy_file}; "
+        f"database {safe_database_url(settings.resolved_database_url)}"
     )
 
 
 def _print_demo_help(settings: Settings, host: str, port: int, targets: list[str]) -> None:
     data = settings.data_dir
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    from app.demo import demo_secret_from_disk
+
+    kept = demo_secret_from_disk(data, "webhook-secret")
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    # Print only the secret the demo generated itself, never one the operator set.
+    shown = f"{secret}   (kept in {data / 'webhook-secret'})" if kept and kept == secret else "set by you (not shown)"
     typer.echo(f"""
-leaver demo: SQLite at {settings.resolved_database_url.split("///")[-1]}, IGA simulators for {", ".join(targets)}
+leaver demo: database {safe_database_url(settings.resolved_database_url)}; IGA simulators for {", ".join(targets)}
   web page       {url}/
-  webhook secret {secret}   (kept in {data / "webhook-secret"})
+  webhook secret {shown}
   ops token      kept in {data / "ops-token"} (needed for /ops actions)
+  start over     stop, then `rm -rf {data}` (or `make demo-reset`)
 
 Send a first event (jdoe is terminated) from another terminal:
   leaver events send {data / "demo-event.json"} --url {url}
@@ -110,6 +172,7 @@ then:
 @cli.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Cases worked at once (default LEAVER_WORKERS).")] = None,
+    check_config: Annotated[bool, typer.Option("--check-config", help="Check the configuration, then exit.")] = False,
 ) -> None:
     """Run workers only (scale-out: any number of these share one PostgreSQL)."""
     from app.runtime import build_runtime
@@ -117,11 +180,17 @@ def worker(
 
     settings = _settings()
     if settings.demo:
-        _fail("`leaver worker` needs IGA targets (LEAVER_TARGETS or LEAVER_CONFIG_FILE); the demo runs in `serve`")
-    try:
-        check_resend_grace(settings, settings.targets)
-    except ConfigError as exc:
-        _fail(str(exc))
+        _fail("LEAVER_DEMO: `leaver worker` needs IGA targets; the demo runs in `leaver serve --demo`")
+    targets = _configured_targets(settings, "worker")
+    if check_config:
+        _print_config_ok(settings, targets)
+        return
+    log.info(
+        "leaver.worker_start",
+        targets=[f"{t.name} ({t.system})" for t in targets],
+        policy=str(settings.resolved_policy_file),
+        database=safe_database_url(settings.resolved_database_url),
+    )
 
     async def main() -> None:
         rt = build_runtime(settings)
@@ -171,7 +240,7 @@ def _secret_for_cli(settings: Settings) -> str:
         return settings.webhook_secrets[0]
     secret = demo_secret_from_disk(settings.data_dir, "webhook-secret")
     if not secret:
-        _fail("no webhook secret: set LEAVER_WEBHOOK_SECRET or start the demo once (`leaver serve`)")
+        _fail("no webhook secret: set LEAVER_WEBHOOK_SECRET or start the demo once (`leaver serve --demo`)")
     return str(secret)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EventType = Literal["user.disabled", "user.terminated", "user.enabled"]
+#: Dates outside this span are a sender's bug, not a leaver.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class EventUser(BaseModel):
@@ -20,7 +23,7 @@ class EventUser(BaseModel):
     email: str | None = Field(default=None, max_length=320)
     employee_id: str | None = Field(default=None, max_length=128)
     #: A known IGA ID per target name, skipping the lookup.
-    ids: dict[str, str] = Field(default_factory=dict)
+    ids: dict[str, Annotated[str, Field(min_length=1, max_length=300)]] = Field(default_factory=dict, max_length=20)
 
     @model_validator(mode="after")
     def _has_identifier(self) -> EventUser:
@@ -49,7 +52,15 @@ class LeaverEvent(BaseModel):
     @field_validator("occurred_at", "effective_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(UTC) if value else value
+        if value is None:
+            return value
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date out of range") from None
+        if not EARLIEST <= utc < LATEST:
+            raise ValueError(f"date out of range: must fall between {EARLIEST:%Y} and {LATEST:%Y}")
+        return utc
 
     @property
     def effective(self) -> datetime:

@@ -19,7 +19,7 @@ from app.api.deps import RuntimeDep
 from app.domain import LeaverEvent
 from app.intake.signature import SignatureError, verify
 from app.metrics import EVENTS_RECEIVED
-from app.problems import Problem, validation_errors
+from app.problems import Problem, problem_responses, validation_errors
 from app.runtime import Runtime
 from app.store.intake import store_event
 
@@ -46,15 +46,61 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_event(body: bytes) -> LeaverEvent:
     try:
-        data: Any = json.loads(body)
+        data: Any = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _Refused as exc:
+        raise Problem(422, str(exc)) from None
+    except RecursionError:
+        raise Problem(422, f"body nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError):
         raise Problem(422, "body is not valid JSON") from None
+    problem = _hostile(data)
+    if problem:
+        raise Problem(422, problem)
     if isinstance(data, dict) and "user" not in data and isinstance(data.get("data"), dict):
         data = data["data"]  # the Standard Webhooks envelope {"type","timestamp","data"}
     try:
         return LeaverEvent.model_validate(data)
     except ValidationError as exc:
         raise Problem(422, "the event is not valid", errors=validation_errors(exc.errors())) from None
+
+
+MAX_DEPTH = 32
+#: C0 control characters other than tab, newline and carriage return (NUL breaks PostgreSQL text).
+_CONTROL = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r"}
+
+
+class _Refused(ValueError):
+    """Input JSON allows but an event must not carry."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse duplicate keys: with "last one wins", `{"type": "user.terminated", "type":
+    "user.enabled"}` would silently become a rehire."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Refused(f"duplicate key {key!r} in the body")
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def _hostile(value: Any, depth: int = 0) -> str | None:
+    """Why a parsed body is refused (too deep, control characters), or None."""
+    if depth > MAX_DEPTH:
+        return f"body nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, str):
+        return "control characters in a string" if _CONTROL.intersection(value) else None
+    if isinstance(value, dict):
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((p for p in (_hostile(v, depth + 1) for v in items) if p), None)
 
 
 def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
@@ -68,6 +114,16 @@ def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
     return [event.target]
 
 
+def check_identifiable(event: LeaverEvent, targets: list[str]) -> None:
+    """An event known only by IGA IDs must carry one for every target it goes to."""
+    u = event.user
+    if u.dn or u.username or u.email or u.employee_id:
+        return
+    missing = [t for t in targets if t not in u.ids]
+    if missing:
+        raise Problem(422, f"user: no identifier for target(s) {', '.join(missing)}; user.ids names {sorted(u.ids)}")
+
+
 @router.post(
     "/webhooks/events",
     status_code=202,
@@ -78,11 +134,7 @@ def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
             "content": {"application/json": {"example": _ACCEPTED_EXAMPLE}},
         },
         200: {"description": "Already received: the first delivery's event_id"},
-        401: {"description": "Missing, stale or wrong signature"},
-        413: {"description": "Body too large"},
-        415: {"description": "Not application/json"},
-        422: {"description": "Not JSON, not a valid event, or an unknown target"},
-        503: {"description": "Database unavailable: retry later"},
+        **problem_responses(401, 413, 415, 422, 503),
     },
 )
 async def receive_event(request: Request, rt: RuntimeDep) -> JSONResponse:
@@ -100,6 +152,7 @@ async def receive_event(request: Request, rt: RuntimeDep) -> JSONResponse:
         raise Problem(401, f"signature check failed: {exc}") from None
     event = parse_event(body)
     targets = targets_for(rt, event)
+    check_identifiable(event, targets)
     try:
         stored = await store_event(rt.sessions, event, targets=targets, webhook_id=webhook_id)
     except (SQLAlchemyError, OSError) as exc:

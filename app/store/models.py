@@ -111,6 +111,8 @@ class Case(Base):
     iga_user: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     inventory: Mapped[list[Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    #: How a case ended when that is worth saying and no failure (the person is not in this IGA).
+    outcome: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     polls: Mapped[int] = mapped_column(default=0)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)

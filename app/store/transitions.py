@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain import CASE_TERMINAL, ITEM_TERMINAL, AccessItem, BatchState, CaseState, ItemState
 from app.metrics import CASES_FINISHED, ITEMS_FINISHED, TIME_TO_REVOKE
 from app.store.models import Audit, Case, Event, IgaRequest, PlanItem, access_columns, utcnow
+
+log = structlog.get_logger(__name__)
 
 
 class Transitions:
@@ -65,9 +68,12 @@ class Transitions:
         case.state = state
         case.updated_at = self.now
         case.attempts = case.polls = 0
+        if state is not CaseState.FAILED:
+            case.error = None  # a step that failed before and then went through leaves no stale error
         if state in CASE_TERMINAL:
             case.finished_at = self.now
             CASES_FINISHED.labels(state).inc()
+            log.info("case.finished", case=case.id, event=case.event_id, target=case.target, state=state, why=why)
         else:
             case.finished_at = None
         if state is CaseState.DONE:

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from app import faults
 from app.domain import ITEM_TERMINAL, CaseState, IgaStatus, ItemState, UserIdentifiers, is_due
+from app.iga.base import UserNotFound
 from app.policy.evaluate import evaluate
 from app.runtime import Runtime
 from app.store.models import PlanItem, utcnow
@@ -30,7 +31,15 @@ async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
     ids = UserIdentifiers(
         dn=u.dn, username=u.username, email=u.email, employee_id=u.employee_id, iga_id=u.ids.get(snap.target)
     )
-    user = await client.find_user(ids)
+    try:
+        user = await client.find_user(ids)
+    except UserNotFound as exc:
+        # Not a failure: this person has nothing in this IGA. Said apart from real errors.
+        async with write(rt, claim) as tx:
+            tx.case.outcome = f"not found in {snap.target}: nothing to remove ({exc})"
+            tx.changes.case(tx.case, CaseState.DONE, tx.case.outcome)
+            await tx.schedule(None)
+        return
     listed_at = utcnow()
     items = await client.list_access(user)
     faults.crash_point("before_resolve_commit")

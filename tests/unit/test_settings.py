@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from app.config import check_resend_grace, check_targets, load_settings, safe_database_url
 from app.demo import prepare_demo
-from app.settings import ConfigError, Settings, check_resend_grace, load_settings
+from app.settings import ConfigError, Settings, TargetSettings
 
 
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,3 +84,68 @@ def test_resend_grace_shorter_than_a_send_plus_listing_lag_stops_the_start(monke
         check_resend_grace(settings, settings.targets)  # lease 60 s: a send lasts at most 48 s
     assert "\n" not in str(err.value)
     check_resend_grace(settings.model_copy(update={"resend_grace_seconds": 58.0}), settings.targets)
+
+
+GOOD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LEAVER_WORKRES", "3", r"^LEAVER_WORKRES: unknown setting; did you mean LEAVER_WORKERS\?$"),
+        ("LEAVER_TARGETS", "not json", r"^LEAVER_TARGETS: not valid JSON$"),
+        ("LEAVER_DATABASE_URL", "sqlite:///x.db", r"^LEAVER_DATABASE_URL: driver 'sqlite' is not supported; use "),
+        ("LEAVER_DATABASE_URL", "::nonsense::", r"^LEAVER_DATABASE_URL: not a database URL"),
+        ("LEAVER_WEBHOOK_SECRET", "whsec_", r"^LEAVER_WEBHOOK_SECRET: the key is 0 bytes"),
+        (
+            "LEAVER_WEBHOOK_SECRET",
+            "whsec_not*base64!",
+            r"^LEAVER_WEBHOOK_SECRET: the part after 'whsec_' is not valid base64$",
+        ),
+        ("LEAVER_WEBHOOK_SECRET", "whsec_c2hvcnQ=", r"^LEAVER_WEBHOOK_SECRET: the key is 5 bytes"),
+        ("LEAVER_OPS_TOKEN", "short", r"^LEAVER_OPS_TOKEN: 5 characters; use at least 20"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "\n" not in str(err.value)
+    assert re.match(expected, str(err.value)), str(err.value)
+    if name != "LEAVER_WORKRES" and len(value) > 8:
+        assert value not in str(err.value)  # secrets and URLs are not echoed
+
+
+def test_a_wrong_yaml_key_is_named_in_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "leaver.yaml"
+    cfg.write_text("wokers: 7\n")
+    monkeypatch.setenv("LEAVER_CONFIG_FILE", str(cfg))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: wokers: unknown setting; did you mean workers\?$"):
+        load_settings()
+    cfg.write_text("workers: many\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: workers: "):
+        load_settings()
+
+
+def test_targets_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text("targets:\n  - {name: ig, system: netiq-ig, base_url: 'https://ig.example', client_secret: s}\n")
+    monkeypatch.setenv("LEAVER_TARGETS_FILE", str(path))
+    settings = load_settings()
+    assert [t.name for t in settings.targets] == ["ig"]
+    path.write_text('[{"name": "ig", "system": "netiq-ig", "base_url": "ftp://x"}]')
+    with pytest.raises(ConfigError, match=rf"^LEAVER_TARGETS_FILE \({re.escape(str(path))}\)\[0\]\.base_url: "):
+        load_settings()
+
+
+async def test_an_unknown_adapter_option_stops_the_start() -> None:
+    target = TargetSettings(name="ig", system="netiq-ig", base_url="https://ig.example", options={"colour": "red"})
+    with pytest.raises(ConfigError, match=r"LEAVER_TARGETS\[0\]\.options\.colour \(target 'ig'\): unknown option"):
+        await check_targets([target])
+
+
+def test_the_database_url_is_shown_without_its_password() -> None:
+    shown = safe_database_url("postgresql+asyncpg://leaver:hunter2@db:5432/leaver")
+    assert "hunter2" not in shown and shown.startswith("postgresql+asyncpg://leaver:***@db")

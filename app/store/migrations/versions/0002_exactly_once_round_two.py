@@ -1,5 +1,5 @@
 """exactly-once, round two: when a case read its inventory, when a batch's send became uncertain,
-and one shared request budget per IGA target
+one shared request budget per IGA target, and a case's outcome when it ends without failing
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("inventoried_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("outcome", sa.Text(), nullable=True))
     with op.batch_alter_table("iga_requests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("uncertain_since", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
@@ -34,4 +35,5 @@ def downgrade() -> None:
     with op.batch_alter_table("iga_requests", schema=None) as batch_op:
         batch_op.drop_column("uncertain_since")
     with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_column("outcome")
         batch_op.drop_column("inventoried_at")
