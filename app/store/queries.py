@@ -9,12 +9,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy import ColumnElement, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.domain import CASE_TERMINAL, ITEM_IN_FLIGHT, ITEM_TERMINAL, ITEM_UNSENT, BatchState, ItemState, LeaverEvent
-from app.store.models import Case, Event, IgaRequest, PlanItem
+from app.store.models import Case, Event, IgaRequest, Job, PlanItem
 
 
 @dataclass(frozen=True)
@@ -169,3 +169,9 @@ async def sent_elsewhere(
         )
     )
     return {mine[item_id]: case_id for item_id, case_id in rows.all()}
+
+
+async def wake_case(session: AsyncSession, case_id: int, now: datetime) -> None:
+    """Have another case looked at now (its items changed under it): due at once, and if a worker
+    holds it right now, its next schedule runs at once too (`nudged`)."""
+    await session.execute(update(Job).where(Job.case_id == case_id).values(run_at=now, nudged=True))

@@ -73,7 +73,7 @@ class Transitions:
         if state in CASE_TERMINAL:
             case.finished_at = self.now
             CASES_FINISHED.labels(state).inc()
-            log.info("case.finished", case=case.id, event=case.event_id, target=case.target, state=state, why=why)
+            log.info("case.finished", case=case.id, event_id=case.event_id, target=case.target, state=state, why=why)
         else:
             case.finished_at = None
         if state is CaseState.DONE:

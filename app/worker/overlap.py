@@ -13,7 +13,7 @@ from app.iga.base import IgaError, IgaNotSent
 from app.iga.http import write_deadline
 from app.runtime import Runtime
 from app.store.models import PlanItem
-from app.store.queries import OtherItem, newer_rehire, submitted_by_older_cases
+from app.store.queries import OtherItem, newer_rehire, submitted_by_older_cases, wake_case
 from app.store.queue import Claim
 from app.worker.unit import Resolved, Tx, lease_deadline
 
@@ -39,6 +39,13 @@ def settle_overlap(tx: Tx, snap: Resolved, row: PlanItem, other: OtherItem | Non
     why = f"superseded by newer event {snap.event_id} (case {snap.case_id})"
     tx.changes.item(item, ItemState.CANCELLED, why, event_id=other.event_id)
     return False
+
+
+async def wake_touched_cases(tx: Tx, others: dict[str, OtherItem]) -> None:
+    """Other cases of the person whose items this case cancelled look at themselves again now, so a
+    case left with nothing to wait for finishes at once instead of at its next daily check."""
+    for case_id in sorted({o.item.case_id for o in others.values() if o.item.state == ItemState.CANCELLED}):
+        await wake_case(tx.session, case_id, tx.now)
 
 
 async def superseded_by_rehire(tx: Tx, snap: Resolved) -> bool:

@@ -19,7 +19,13 @@ from app.runtime import Runtime
 from app.store.models import PlanItem, utcnow
 from app.store.queries import OtherItem, lock_person, open_items, sends_in_flight
 from app.store.queue import Claim
-from app.worker.overlap import cancel_for_rehire, settle_overlap, superseded_by_rehire, withdraw_submitted
+from app.worker.overlap import (
+    cancel_for_rehire,
+    settle_overlap,
+    superseded_by_rehire,
+    wake_touched_cases,
+    withdraw_submitted,
+)
 from app.worker.submission import apply_status, step_submit
 from app.worker.unit import Resolved, Snapshot, Tx, write
 
@@ -69,10 +75,12 @@ async def step_plan(rt: Runtime, claim: Claim, snap: Resolved) -> None:
         others = await open_items(tx.session, snap.person)
         if rehire:
             cancel_for_rehire(tx, snap, others, withdrawn)
+            await wake_touched_cases(tx, others)
             tx.changes.case(tx.case, CaseState.DONE, "rehire: pending removals of earlier events cancelled")
             await tx.schedule(None)
             return
         planned = await _plan_items(rt, tx, snap, others)
+        await wake_touched_cases(tx, others)
         if snap.dry_run or rt.settings.dry_run:
             tx.changes.case(tx.case, CaseState.DONE, "dry run: planned, nothing submitted")
             await tx.schedule(None)

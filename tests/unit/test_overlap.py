@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,11 +15,11 @@ from app.domain import AccessItem, CaseState, IgaUser, ItemState, LeaverEvent
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
 from app.store.intake import store_event
-from app.store.models import Job, PlanItem
+from app.store.models import Job, PlanItem, utcnow
 from app.store.queries import load_case, open_items, sent_elsewhere
 from app.store.queue import Claim
 from app.store.transitions import Transitions
-from app.worker.overlap import cancel_for_rehire, settle_overlap, superseded_by_rehire
+from app.worker.overlap import cancel_for_rehire, settle_overlap, superseded_by_rehire, wake_touched_cases
 from app.worker.unit import Resolved, Tx, snapshot
 
 USER = IgaUser(id="u-1")
@@ -157,3 +158,21 @@ async def test_a_terminate_older_than_a_stored_rehire_changes_nothing(rt: Runtim
     assert case.state == CaseState.CANCELLED
     async with rt.sessions() as session:
         assert await session.scalar(select(Job).where(Job.case_id == old)) is None
+
+
+async def test_a_case_whose_items_a_rehire_cancelled_is_looked_at_again_now(rt: Runtime) -> None:
+    older = await resolved_case(rt, event(1, "user.disabled", 10), ItemState.PLANNED)
+    async with rt.sessions() as session, session.begin():
+        job = await session.scalar(select(Job).where(Job.case_id == older))
+        assert job is not None
+        job.run_at = job.run_at + timedelta(days=1)  # it waits for its daily check
+    rehire = await resolved_case(rt, event(3, "user.enabled", 40))
+    snap = await resolved(rt, rehire)
+    async with rt.sessions() as session, session.begin():
+        tx = Tx(session, await claim_of(rt, rehire), await load_case(session, rehire))
+        others = await open_items(session, snap.person)
+        cancel_for_rehire(tx, snap, others, {})
+        await wake_touched_cases(tx, others)
+    async with rt.sessions() as session:
+        job = await session.scalar(select(Job).where(Job.case_id == older))
+    assert job is not None and job.nudged and job.run_at <= utcnow()
