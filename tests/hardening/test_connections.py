@@ -118,3 +118,23 @@ def test_beyond_the_in_flight_limit_the_api_answers_503_at_once(server: str) -> 
         assert shed.headers["retry-after"] == "1" and shed.headers["content-type"] == "application/problem+json"
         assert healthy(server)  # probes always pass
     wait_for(lambda: httpx.get(f"{server}/status/summary", headers=headers, timeout=5).status_code == 200, "recovery")
+
+
+def test_a_configured_server_shows_nothing_of_the_demo_and_says_what_it_runs(server: str, tmp_path: Path) -> None:
+    assert httpx.get(f"{server}/status/summary", timeout=5).status_code == 401  # reads need the token
+    assert httpx.get(f"{server}/", timeout=5).status_code == 401
+    assert httpx.get(f"{server}/sim/netiq-ig/_log", timeout=5).status_code == 404  # no simulator mounted
+    log = (tmp_path / "serve.log").read_text()
+    assert "leaver.start" in log and "iga (netiq-ig)" in log and "demo_policy.yaml" in log
+    assert WEBHOOK_SECRET not in log and OPS_TOKEN not in log
+
+
+def test_the_api_description_works_without_internet(server: str) -> None:
+    page = httpx.get(f"{server}/docs", timeout=5)
+    assert page.status_code == 200
+    scripts = [part.split('"')[1] for part in page.text.split("src=")[1:]]
+    assert scripts and all(src.startswith("/docs-assets/") for src in scripts), scripts
+    assert "cdn" not in page.text.lower()
+    for src in scripts:
+        asset = httpx.get(f"{server}{src}", timeout=5)
+        assert asset.status_code == 200 and len(asset.content) > 100_000

@@ -210,3 +210,13 @@ async def test_an_operator_retry_looks_up_uncertain_removals_again(rt: Runtime) 
     async with rt.sessions() as session:
         items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id).order_by(PlanItem.id)))
     assert [(i.state, i.request_row_id is not None) for i in items] == [("planned", True), ("planned", False)]
+
+
+async def test_a_case_that_moves_on_after_a_failed_attempt_keeps_no_stale_error(rt: Runtime) -> None:
+    case_id = await planned_case(rt.sessions)
+    async with rt.sessions() as session, session.begin():
+        case = await load_case(session, case_id)
+        case.error = "IgaTransientError: 503 from the IGA"  # an attempt failed, the step is retried
+        Transitions(session, "worker").case(case, CaseState.TRACKING, "every due removal submitted")
+    async with rt.sessions() as session:
+        assert (await load_case(session, case_id)).error is None
