@@ -1,5 +1,5 @@
-"""The embedded demo: built-in simulators as IGA targets, generated secrets kept under the data
-folder, and a ready-to-send first event. Used when no IGA target is configured."""
+"""The embedded demo (`leaver serve --demo`): built-in simulators as IGA targets, generated secrets
+kept under the data folder, and ready-to-send demo events."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from app.iga.registry import ADAPTERS
 from app.settings import Settings, TargetSettings
 from app.simulator import SIMULATORS, create_simulator
+from app.simulator.demo_users import demo_people
 
 DEMO_EVENT = {
     "id": "demo-jdoe-1",
@@ -30,6 +31,20 @@ DEMO_EVENT = {
     },
     "attributes": {"employeeStatus": "T"},
 }
+
+
+def demo_disable_event() -> dict[str, object]:
+    """A disable for the first generated demo user holding privileged access: the demo policy
+    holds that access for an operator to approve or keep in the console."""
+    person = next(p for p in demo_people() if p.username.startswith("user") and any(a.privileged for a in p.access))
+    return {
+        "id": f"demo-{person.username}-disabled",
+        "type": "user.disabled",
+        "occurred_at": "2026-11-20T17:00:00Z",
+        "source": "demo-idm",
+        "user": {"username": person.username, "email": person.email},
+        "attributes": {"employeeStatus": "L"},
+    }
 
 
 def demo_systems() -> list[str]:
@@ -67,10 +82,11 @@ def prepare_demo(settings: Settings) -> Settings:
         changes["webhook_secret"] = SecretStr(value)
     if not settings.ops_token:
         changes["ops_token"] = SecretStr(_kept_secret(data / "ops-token", secrets.token_urlsafe(24)))
-    event_file = data / "demo-event.json"
-    if not event_file.exists():
-        stamp = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-        event_file.write_text(json.dumps({**DEMO_EVENT, "occurred_at": stamp}, indent=2) + "\n")
+    stamp = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    for name, event in (("demo-event.json", DEMO_EVENT), ("demo-disable.json", demo_disable_event())):
+        event_file = data / name
+        if not event_file.exists():
+            event_file.write_text(json.dumps({**event, "occurred_at": stamp}, indent=2) + "\n")
     return settings.model_copy(update=changes)
 
 

@@ -1,4 +1,8 @@
-"""Prometheus metrics, defined once so every module counts into the same series."""
+"""Prometheus metrics, defined once so every module counts into the same series.
+
+Counters are per process (each worker process serves its own, `leaver worker --metrics-port`);
+the gauges are computed from the database on every scrape, so any API replica reports the same.
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -9,7 +13,14 @@ CASES_FINISHED = Counter("leaver_cases_finished_total", "Cases that reached a te
 JOBS_CLAIMED = Counter("leaver_jobs_claimed_total", "Jobs claimed by workers")
 TIME_TO_REVOKE = Histogram(
     "leaver_time_to_revoke_seconds",
-    "From the event's effective time to the last removal confirmed",
-    buckets=(10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+    "Per removed item: from the event's arrival to the IGA completing the removal. `wait` says whether "
+    "policy scheduled it for later (scheduled), an operator approved it (approved) or neither (none)",
+    ["target", "wait"],
+    buckets=(10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600, 31 * 24 * 3600),
 )
-OPEN_CASES = Gauge("leaver_open_cases", "Cases not yet in a terminal state")
+
+OPEN_CASES = Gauge("leaver_open_cases", "Cases not yet in a terminal state, by state", ["state"])
+ATTENTION = Gauge("leaver_needs_attention", "What waits for an operator, by kind", ["kind"])
+OLDEST_OPEN_CASE = Gauge("leaver_oldest_open_case_age_seconds", "Age of the oldest case not yet terminal")
+QUEUE_DEPTH = Gauge("leaver_queue_due_jobs", "Jobs due now and not yet worked")
+OLDEST_DUE_JOB = Gauge("leaver_oldest_due_job_age_seconds", "How long the oldest due job has waited")

@@ -7,7 +7,7 @@ from statistics import quantiles
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -90,7 +90,7 @@ def event_view(event: Event) -> dict[str, Any]:
     }
 
 
-async def _load_events(session: AsyncSession, *where: Any) -> list[Event]:
+async def load_events(session: AsyncSession, *where: Any) -> list[Event]:
     stmt = (
         select(Event)
         .where(*where)
@@ -108,7 +108,7 @@ async def _requests(session: AsyncSession, case_ids: list[int]) -> list[IgaReque
 
 @router.get("/events/{event_id}", summary="An event, its cases, every plan item and the timeline")
 async def event_status(event_id: str, session: ReadSession) -> dict[str, Any]:
-    events = await _load_events(session, Event.id == event_id)
+    events = await load_events(session, Event.id == event_id)
     if not events:
         raise Problem(404, f"no event {event_id!r}")
     event = events[0]
@@ -132,19 +132,21 @@ async def event_status(event_id: str, session: ReadSession) -> dict[str, Any]:
     }
 
 
+def user_condition(key: str) -> ColumnElement[bool]:
+    """Events of a user known by any key: username, email, employee ID, DN or IGA ID."""
+    by_iga_id = select(Case.event_id).where(Case.iga_user_id == key)
+    return or_(
+        Event.user_username == key,
+        Event.user_email == key.lower(),
+        Event.user_employee_id == key,
+        Event.user_dn == key,
+        Event.id.in_(by_iga_id),
+    )
+
+
 @router.get("/users/{key}", summary="Every case of a user (username, email, employee ID, DN or IGA ID)")
 async def user_status(key: str, session: ReadSession) -> dict[str, Any]:
-    by_iga_id = select(Case.event_id).where(Case.iga_user_id == key)
-    events = await _load_events(
-        session,
-        or_(
-            Event.user_username == key,
-            Event.user_email == key.lower(),
-            Event.user_employee_id == key,
-            Event.user_dn == key,
-            Event.id.in_(by_iga_id),
-        ),
-    )
+    events = await load_events(session, user_condition(key))
     requests = await _requests(session, [c.id for e in events for c in e.cases])
     if not events:
         raise Problem(404, f"no events for user {key!r}")

@@ -166,6 +166,8 @@ Send a first event (jdoe is terminated) from another terminal:
   leaver events send {data / "demo-event.json"} --url {url}
 then:
   leaver status <event_id> --url {url}
+A disable that holds privileged access for you to approve or keep in the console (sign in with the token):
+  leaver events send {data / "demo-disable.json"} --url {url}
 """)
 
 
@@ -173,6 +175,10 @@ then:
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Cases worked at once (default LEAVER_WORKERS).")] = None,
     check_config: Annotated[bool, typer.Option("--check-config", help="Check the configuration, then exit.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this process's Prometheus counters on this port.", min=1, max=65535)
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "0.0.0.0",
 ) -> None:
     """Run workers only (scale-out: any number of these share one PostgreSQL)."""
     from app.runtime import build_runtime
@@ -185,6 +191,10 @@ def worker(
     if check_config:
         _print_config_ok(settings, targets)
         return
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
     log.info(
         "leaver.worker_start",
         targets=[f"{t.name} ({t.system})" for t in targets],

@@ -195,6 +195,8 @@ class PlanItem(Base):
     iga_done_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[datetime | None]
+    #: When an operator released it from `held` (its wait is the operator's, not the IGA's).
+    approved_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -249,6 +251,32 @@ class RateBudget(Base):
 
     target: Mapped[str] = mapped_column(String(100), primary_key=True)
     next_free_at: Mapped[datetime]
+
+
+class OpsToken(Base):
+    """A named operator credential. Only its SHA-256 is kept: the token is shown once, at creation."""
+
+    __tablename__ = "ops_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # reader | operator
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in console browser: the cookie holds a random ID, the table its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    token_id: Mapped[int | None]
+    expires_at: Mapped[datetime]
 
 
 class Job(Base):

@@ -76,10 +76,6 @@ class Transitions:
             log.info("case.finished", case=case.id, event_id=case.event_id, target=case.target, state=state, why=why)
         else:
             case.finished_at = None
-        if state is CaseState.DONE:
-            removed = [i.finished_at for i in case.items if i.state == ItemState.REMOVED and i.finished_at]
-            if removed:
-                TIME_TO_REVOKE.observe(max(0.0, (max(removed) - case.event.effective_at).total_seconds()))
 
     def case_note(self, case: Case, why: str) -> None:
         """An audit row without a state change (a retry scheduled, an operator's remark)."""
@@ -115,11 +111,19 @@ class Transitions:
         why = f"rule {row.rule}: {row.action} {row.item_type} {row.name!r}"
         self.audit("item", str(row.id), None, ItemState.PLANNED, why, event_id=case.event_id, case_id=case.id)
 
-    def item(self, item: PlanItem, state: ItemState, why: str, *, event_id: str) -> None:
+    def item(self, item: PlanItem, state: ItemState, why: str, *, event_id: str, case: Case | None = None) -> None:
         """Move an item; `event_id` is its case's event (the item may belong to another case of
-        the same person than the one being worked)."""
+        the same person than the one being worked). With its `case`, a removal counts its time to
+        revoke (arrival to IGA completion), a scheduled or approved one apart."""
         if item.state == state:
             return
+        if state is ItemState.REMOVED and case is not None:
+            done = item.iga_done_at or self.now
+            wait = "scheduled" if item.due_at and item.due_at > case.event.received_at else "none"
+            if item.approved_at is not None:
+                wait = "approved"
+            seconds = max(0.0, (done - case.event.received_at).total_seconds())
+            TIME_TO_REVOKE.labels(case.target, wait).observe(seconds)
         self.audit("item", str(item.id), item.state, state, why, event_id=event_id, case_id=item.case_id)
         item.state = state
         item.updated_at = self.now

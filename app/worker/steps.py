@@ -182,7 +182,9 @@ async def step_verify(rt: Runtime, claim: Claim, snap: Resolved) -> None:
                     else f"the IGA reports {item.iga_raw_status}"
                 )
                 item.note = None
-                tx.changes.item(item, ItemState.REMOVED, f"no longer held; {what}", event_id=snap.event_id)
+                tx.changes.item(
+                    item, ItemState.REMOVED, f"no longer held; {what}", event_id=snap.event_id, case=tx.case
+                )
             elif now - since >= grace:
                 if item.iga_status == IgaStatus.CANCELLED:
                     why = f"the IGA cancelled the request ({item.iga_raw_status}) and the item is still held"

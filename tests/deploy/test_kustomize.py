@@ -298,7 +298,13 @@ def test_api_probes_and_service(kustomization: str) -> None:
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_workers_and_migration(kustomization: str) -> None:
     docs = render(kustomization)
-    assert component(docs, "Deployment", "leaver-worker")["args"] == ["worker"]
+    worker = component(docs, "Deployment", "leaver-worker")
+    assert worker["args"][0] == "worker"
+    # Workers expose their own counters: the port they serve is the one declared and scraped.
+    metrics_port = int(worker["args"][worker["args"].index("--metrics-port") + 1])
+    assert {"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"} in worker["ports"]
+    annotations = pod_template(named(docs, "Deployment", "leaver-worker"))["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(metrics_port)
     job = named(docs, "Job", "leaver-migrate")
     assert job["spec"]["template"]["spec"]["restartPolicy"] in {"OnFailure", "Never"}
     assert job["spec"]["backoffLimit"] >= 1
@@ -329,7 +335,14 @@ def test_network_policies_deny_by_default(kustomization: str) -> None:
         if "api" not in where:
             ingress = [rule for p in mine for rule in p["spec"].get("ingress", [])]
             simulator = labels.get("app.kubernetes.io/component") == "simulator"
-            assert simulator or not ingress, f"{where}: only the API accepts connections"
+            # Besides the API, a worker admits only the monitoring namespace, on its metrics port.
+            scraping = all(
+                [port["port"] for port in rule["ports"]] == ["metrics"]
+                and [f["namespaceSelector"]["matchLabels"] for f in rule["from"]]
+                == [{"kubernetes.io/metadata.name": "monitoring"}]
+                for rule in ingress
+            )
+            assert simulator or not ingress or scraping, f"{where}: only the API accepts connections"
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.ops import Settlement, Why, cancel_case, retry_case, settle_case
 from app.domain import AccessItem, BatchState, CaseState, IgaUser, ItemState, LeaverEvent
-from app.problems import Problem
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
+from app.store import actions
 from app.store.intake import store_event
 from app.store.models import Audit, Case, IgaRequest, Job, PlanItem
 from app.store.queries import load_case
@@ -34,6 +34,13 @@ ITEMS = [
     AccessItem(id="g1", type="entitlement", name="Finance RW", application="AD"),
     AccessItem(id="g2", type="entitlement", name="VPN", application="AD"),
 ]
+
+
+async def act(rt: Runtime, action: Any, *args: Any) -> dict[str, Any]:
+    """An operator action in its own transaction, as the routes run it."""
+    async with rt.sessions() as session, session.begin():
+        result: dict[str, Any] = await action(session, *args)
+        return result
 
 
 def finished(metric: str, state: str) -> float:
@@ -131,7 +138,7 @@ async def test_a_batch_is_written_ahead_and_its_changes_audited(rt: Runtime) -> 
 async def test_operator_cancel_counts_the_finish_metrics_like_the_worker(rt: Runtime) -> None:
     case_id = await planned_case(rt.sessions)
     items_before, cases_before = finished("items", "cancelled"), finished("cases", "cancelled")
-    answer = await cancel_case(case_id, rt, Why(reason="wrong person", actor="alice"))
+    answer = await act(rt, actions.cancel_case, case_id, "alice", "wrong person")
     assert answer["state"] == "cancelled" and answer["cancelled_items"] == 2
     assert finished("items", "cancelled") == items_before + 2
     assert finished("cases", "cancelled") == cases_before + 1
@@ -150,7 +157,7 @@ async def test_operator_retry_reopens_what_failed_before_submission(rt: Runtime)
             changes.item(item, ItemState.FAILED, "x", event_id=case.event_id)
             item.note = "case failed before submission: IGA down"
         changes.case(case, CaseState.FAILED, "dead letter")
-    answer = await retry_case(case_id, rt, None)
+    answer = await act(rt, actions.retry_case, case_id, "bob", "try again")
     assert answer["state"] == "submitting"
     async with rt.sessions() as session:
         items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id)))
@@ -177,7 +184,7 @@ async def fail_with_uncertain_batch(rt: Runtime) -> int:
 
 async def test_an_operator_settles_an_unprovable_batch_with_a_reason(rt: Runtime) -> None:
     case_id = await fail_with_uncertain_batch(rt)
-    answer = await settle_case(case_id, rt, Settlement(outcome="removed", reason="checked in IG: gone", actor="bob"))
+    answer = await act(rt, actions.settle_case, case_id, "bob", "checked in IG: gone", "removed")
     assert answer["state"] == "failed"  # the other item still failed before submission
     async with rt.sessions() as session:
         items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id).order_by(PlanItem.id)))
@@ -186,8 +193,8 @@ async def test_an_operator_settles_an_unprovable_batch_with_a_reason(rt: Runtime
     assert [i.state for i in items] == ["removed", "failed"]
     assert batch is not None and batch.state == "failed"
     assert whys and all("checked in IG: gone" in w for w in whys)
-    with pytest.raises(Problem) as refused:
-        await settle_case(case_id, rt, Settlement(outcome="failed", reason="again"))
+    with pytest.raises(actions.Refused) as refused:
+        await act(rt, actions.settle_case, case_id, "bob", "again", "failed")
     assert refused.value.status == 409
 
 
@@ -200,13 +207,13 @@ async def test_an_operator_can_cancel_a_failed_case(rt: Runtime) -> None:
             item.note = "case failed before submission: IGA down"
             changes.item(item, ItemState.FAILED, item.note, event_id=case.event_id)
         changes.case(case, CaseState.FAILED, "dead letter")
-    answer = await cancel_case(case_id, rt, Why(reason="person left before start"))
+    answer = await act(rt, actions.cancel_case, case_id, "carol", "person left before start")
     assert answer["state"] == "cancelled" and answer["cancelled_items"] == 2
 
 
 async def test_an_operator_retry_looks_up_uncertain_removals_again(rt: Runtime) -> None:
     case_id = await fail_with_uncertain_batch(rt)
-    await retry_case(case_id, rt, None)
+    await act(rt, actions.retry_case, case_id, "dave", "try again")
     async with rt.sessions() as session:
         items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id).order_by(PlanItem.id)))
     assert [(i.state, i.request_row_id is not None) for i in items] == [("planned", True), ("planned", False)]
