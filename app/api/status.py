@@ -15,6 +15,7 @@ from app.api.auth import reader
 from app.api.deps import ReadSession
 from app.domain import CASE_TERMINAL, CaseState, ItemState
 from app.problems import Problem, problem_responses
+from app.store import reads
 from app.store.models import Audit, Case, Event, IgaRequest, PlanItem
 
 router = APIRouter(
@@ -230,4 +231,35 @@ async def dead_letters(session: ReadSession) -> dict[str, Any]:
             }
             for c in cases
         ]
+    }
+
+
+@router.get("/attention", summary="What waits for an operator: held and uncertain items, dead letters")
+async def attention(session: ReadSession) -> dict[str, Any]:
+    items = await reads.attention_items(session)
+    dead = await reads.dead_letters(session)
+    return {
+        "items": [
+            {
+                "id": i.id,
+                "case_id": i.case_id,
+                "event_id": i.case.event_id,
+                "target": i.case.target,
+                "user": i.case.event.user_username or i.case.event.user_email or "?",
+                "name": i.name,
+                "state": i.state,
+                "why": i.note or i.reason,
+            }
+            for i in items
+        ],
+        "dead_letters": [
+            {
+                "case_id": c.id,
+                "event_id": c.event_id,
+                "target": c.target,
+                "user": c.event.user_username or c.event.user_email or "?",
+                "error": c.error,
+            }
+            for c in dead
+        ],
     }
