@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     policy: Policy
     clients: dict[str, IgaClient] = field(default_factory=dict)
+    #: Set when work arrives in this process (intake, an operator action): idle workers look now.
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def postgres(self) -> bool:

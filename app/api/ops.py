@@ -40,9 +40,11 @@ async def run(rt: Runtime, action: Action) -> dict[str, Any]:
     """One action in one transaction; a refusal becomes its problem answer."""
     try:
         async with rt.sessions() as session, session.begin():
-            return await action(session)
+            result = await action(session)
     except actions.Refused as exc:
         raise Problem(exc.status, exc.detail) from None
+    rt.wakeup.set()
+    return result
 
 
 @router.post("/cases/{case_id}/retry", summary="Send a failed case back through the pipeline")

@@ -162,6 +162,8 @@ async def receive_event(request: Request, rt: RuntimeDep) -> JSONResponse:
             503, "the event store is unavailable; retry later", headers={"Retry-After": RETRY_AFTER}
         ) from None
     EVENTS_RECEIVED.labels("duplicate" if stored.duplicate else "accepted").inc()
+    if not stored.duplicate:
+        rt.wakeup.set()
     log.info(
         "intake.event",
         event_id=stored.event_id,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.domain import LeaverEvent
 from app.store.models import Event, Job, event_columns
 from app.store.transitions import Transitions
+from app.store.wakeups import notify_work
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ async def store_event(
                 await session.flush()
                 for case in cases:
                     session.add(Job(case_id=case.id, run_at=changes.now))
+                await notify_work(session)
                 return Stored(row.id, duplicate=False, case_ids=tuple(c.id for c in cases))
         except IntegrityError:
             # A concurrent delivery of the same event won the race: answer with its ID.

@@ -25,6 +25,7 @@ from app.metrics import JOBS_CLAIMED
 from app.runtime import Runtime
 from app.store.models import Job, utcnow
 from app.store.queue import Claim, LeaseLost, claim_jobs, release, renew
+from app.store.wakeups import listen_for_work
 from app.worker.steps import STEPS, step_resolve
 from app.worker.unit import Tx, snapshot, write
 
@@ -131,6 +132,10 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker.started", worker=self.name, concurrency=self.concurrency)
+        listener = None
+        if self.rt.postgres:  # other processes store work too: hear about it through the database
+            url = self.rt.settings.resolved_database_url
+            listener = asyncio.create_task(listen_for_work(url, self.rt.wakeup, stop))
         backoff = 0.0
         while not stop.is_set():
             free = self.concurrency - len(self._running)
@@ -153,9 +158,20 @@ class Worker:
                 task = asyncio.create_task(self._work(claim))
                 self._running[claim.job_id] = (claim, task)
             if not claims:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff or self.rt.settings.idle_poll_seconds)
+                await self._idle(stop, backoff or self.rt.settings.idle_poll_seconds)
+        if listener is not None:
+            await listener
         await self.drain(self.rt.settings.shutdown_grace_seconds)
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait for the next poll, unless work arrives or the worker is stopped first."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.rt.wakeup.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self.rt.wakeup.clear()
 
     async def _work(self, claim: Claim) -> None:
         finished = asyncio.Event()
