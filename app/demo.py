@@ -3,7 +3,6 @@ kept under the data folder, and ready-to-send demo events."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 from base64 import b64encode
@@ -15,7 +14,7 @@ from pydantic import SecretStr
 
 from app.iga.registry import ADAPTERS
 from app.settings import Settings, TargetSettings
-from app.simulator import SIMULATORS, create_simulator
+from app.simulator import SIMULATORS, create_simulator, simulator_spec
 from app.simulator.demo_users import demo_people
 
 DEMO_EVENT = {
@@ -55,8 +54,7 @@ def demo_systems() -> list[str]:
 def demo_targets(base_url: str) -> list[TargetSettings]:
     targets = []
     for system in demo_systems():
-        module = importlib.import_module(SIMULATORS[system].split(":")[0])
-        targets.append(module.demo_target(f"{base_url}/sim/{system}", system))
+        targets.append(simulator_spec(system).demo_target(f"{base_url}/sim/{system}", system))
     return targets
 
 

@@ -22,6 +22,8 @@ from app.store.models import Base
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OPS_TOKEN = "test-ops-token-0123456789"
 PG_URL = os.environ.get("LEAVER_TEST_DATABASE_URL")
+#: The demo policy without its hold rule: every item of a test case ends terminal on its own.
+TEST_POLICY = Path(__file__).parent / "policy.yaml"
 
 
 def _pg_admin(url: str, sql: str) -> None:
@@ -83,6 +85,7 @@ def make_settings(
         "webhook_secret": SecretStr(WEBHOOK_SECRET),
         "ops_token": SecretStr(OPS_TOKEN),
         "targets": targets or [],
+        "policy_file": TEST_POLICY,
         "workers": 4,
         "idle_poll_seconds": 0.05,
         "track_initial_seconds": 0.2,

@@ -1,30 +1,53 @@
-"""Faithful fake IGA servers, one module per system, used by tests, benchmarks and the demo.
+"""Faithful fake IGA servers, one module (or package) per system, used by tests, benchmarks and the
+demo. Each exposes a `SPEC`; tests and the demo find every system through `SIMULATORS`, so a new
+system joins them with one line here.
 
-`SIMULATORS` maps a system name to the factory of its FastAPI app (imported lazily so that a
-worker process never loads simulator code it does not run).
+Simulators are imported lazily, so a worker process never loads simulator code it does not run.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-#: system name -> "module:factory" of a zero-argument function returning the simulator app
+    from app.settings import TargetSettings
+
+#: system name -> the module (or package) that defines its `SPEC`
 SIMULATORS: dict[str, str] = {
-    "netiq-ig": "app.simulator.netiq_ig:create_app",
-    "sailpoint-isc": "app.simulator.sailpoint_isc:create_app",
+    "netiq-ig": "app.simulator.netiq_ig",
+    "sailpoint-isc": "app.simulator.sailpoint_isc",
 }
 
 
-def create_simulator(system: str) -> FastAPI:
-    """Build a fresh simulator app with its demo users for `system`."""
+@dataclass(frozen=True)
+class SimulatorSpec:
+    """How tests and the demo use one system's simulator, without knowing its wire format."""
+
+    system: str
+    #: A fresh app with the demo people; `app.state.sim` is the simulator with its probes.
+    create_app: Callable[[], FastAPI]
+    #: (base URL, target name) -> the settings of a target pointed at a running simulator.
+    demo_target: Callable[[str, str], TargetSettings]
+    #: `POST /_config` for fast tests: no approval wait, short fulfilment, throttling lifted.
+    test_config: dict[str, Any] = field(default_factory=dict)
+    #: Adapter options that make it ask for pages of 3 (the contract suite checks paging with them).
+    small_pages: dict[str, Any] = field(default_factory=dict)
+
+
+def simulator_spec(system: str) -> SimulatorSpec:
     try:
-        module_name, factory = SIMULATORS[system].split(":")
+        module = importlib.import_module(SIMULATORS[system])
     except KeyError:
         raise ValueError(f"no simulator for system {system!r}; known: {', '.join(sorted(SIMULATORS))}") from None
-    module = importlib.import_module(module_name)
-    app: FastAPI = getattr(module, factory)()
-    return app
+    spec: SimulatorSpec = module.SPEC
+    return spec
+
+
+def create_simulator(system: str) -> FastAPI:
+    """A fresh simulator app with its demo users for `system`."""
+    return simulator_spec(system).create_app()

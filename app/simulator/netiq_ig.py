@@ -13,6 +13,7 @@ import itertools
 import json
 import random
 import secrets
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.settings import TargetSettings
-from app.simulator.common import SimulatorBase, install_simulator_plumbing
+from app.simulator import SimulatorSpec
+from app.simulator.base import SimulatorBase, Submission, Withdrawal, install_simulator_plumbing
 from app.simulator.demo_users import DemoAccess, DemoPerson, demo_people
 
 SYSTEM = "netiq-ig"
@@ -275,6 +277,27 @@ def _jwt_like(claims: Mapping[str, Any]) -> str:
     return f"{header}.{b64(json.dumps(dict(claims)).encode())}.{b64(secrets.token_bytes(32))}"
 
 
+def _submissions(body: dict[str, Any]) -> list[Submission]:
+    """The removals one accepted submit carried; leaver's marker `<key>:<plan item>` opens each reason."""
+    out = []
+    for entry in body.get("requestItems") or []:
+        if not isinstance(entry, dict):
+            continue
+        marker = str(entry.get("reason") or "").split(" ", 1)[0]
+        key, _, plan_item = marker.rpartition(":")
+        item, guid = str(entry.get("requestItem")), entry.get("instanceGuid")
+        out.append(
+            Submission(
+                time.time(),
+                str(entry.get("recipient")),
+                f"{item}:{guid}" if guid else item,
+                key or None,
+                int(plan_item) if plan_item.isdigit() else None,
+            )
+        )
+    return out
+
+
 @dataclass
 class NetIqIgSimulator(SimulatorBase):
     """In-memory IG with the demo people; every public method expects `lock` to be held."""
@@ -296,8 +319,35 @@ class NetIqIgSimulator(SimulatorBase):
         default_factory=lambda: {SERVICE_USER: SERVICE_PASSWORD, NO_RIGHTS_USER: SERVICE_PASSWORD}
     )
 
+    endpoints = {
+        "submit": ("POST", "/api/request/request"),
+        "lookup": ("POST", "/api/request/requests"),
+        "status": ("GET", "/api/request/requestItem/*/info"),
+        "withdraw": ("PUT", "/api/request/resourceItem/retract"),
+        "inventory": ("GET", "/api/request/users/*"),
+        "search": ("POST", "/api/data/users/search"),
+        "token": ("POST", "/osp/*"),
+        "any": (None, "/api/*"),
+    }
+
     def __post_init__(self) -> None:
         self.reset()
+
+    # ------------------------------------------------------------ probes
+
+    def withdrawn(self) -> list[Withdrawal]:
+        return [
+            Withdrawal(i.recipient, i.request_item)
+            for i in self.items.values()
+            if i.parent is None and i.retracted_at is not None
+        ]
+
+    def user_id(self, username: str) -> str:
+        return next(u.unique_id for u in self.users.values() if u.username == username)
+
+    def add_people(self, people: list[Any]) -> None:
+        for person in people:
+            self._seed_person(person)
 
     # ------------------------------------------------------------ seeding
 
@@ -719,6 +769,7 @@ class NetIqIgSimulator(SimulatorBase):
                     "errMessage": message,
                 }
             )
+        self.record(_submissions(body))
         return {"requestItemsStatus": statuses}
 
     def _check(self, entry: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -1359,3 +1410,12 @@ def demo_target(base_url: str, name: str = SYSTEM) -> TargetSettings:
         username=SERVICE_USER,
         password=SecretStr(SERVICE_PASSWORD),
     )
+
+
+SPEC = SimulatorSpec(
+    system=SYSTEM,
+    create_app=lambda: create_app(),
+    demo_target=demo_target,
+    test_config={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3},
+    small_pages=CONTRACT_SMALL_PAGES,
+)

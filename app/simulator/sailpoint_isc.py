@@ -16,6 +16,7 @@ import hmac
 import json
 import math
 import re
+import time
 import uuid
 import zlib
 from collections import deque
@@ -32,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.settings import TargetSettings
-from app.simulator.common import SimulatorBase, install_simulator_plumbing
+from app.simulator import SimulatorSpec
+from app.simulator.base import SimulatorBase, Submission, Withdrawal, install_simulator_plumbing
 from app.simulator.demo_users import DemoAccess, DemoPerson, demo_people
 
 SYSTEM = "sailpoint-isc"
@@ -580,8 +582,35 @@ APPROVER = {"type": "IDENTITY", "id": hex_id("identity", "approver"), "name": "A
 OWNER = {"id": hex_id("identity", "owner"), "name": "catalog.owner", "displayName": "Catalog Owner"}
 
 
+def _leaver_key(body: dict[str, Any]) -> str | None:
+    meta = body.get("clientMetadata") or {}
+    return str(meta["leaverKey"]) if "leaverKey" in meta else None
+
+
 class IscSimulator(SimulatorBase):
     """The tenant's data and the request state machine; every public method runs under `lock`."""
+
+    endpoints = {
+        "submit": ("POST", "/v3/access-requests"),
+        "lookup": ("GET", "/v3/access-request-status"),
+        "status": ("GET", "/v3/access-request-status"),
+        "withdraw": ("POST", "/v3/access-requests/cancel"),
+        "inventory": ("GET", "/v3/search/*"),
+        "search": ("POST", "/v3/search"),
+        "token": ("POST", "/oauth/token"),
+        "any": (None, "/v3/*"),
+    }
+
+    def withdrawn(self) -> list[Withdrawal]:
+        return [Withdrawal(r.identity.id, r.item.id) for r in self.rows if r.cancelled_at is not None and not r.noop]
+
+    def user_id(self, username: str) -> str:
+        return next(i.id for i in self.identities.values() if i.person.username == username)
+
+    def add_people(self, people: list[Any]) -> None:
+        created = self.clock.now() - 86400
+        for person in people:
+            self.add_person(person, created)
 
     def __init__(self) -> None:
         super().__init__(system=SYSTEM)
@@ -1072,6 +1101,12 @@ class IscSimulator(SimulatorBase):
                     approval_id=new_id() if cfg.approval_delay > 0 else None,
                 )
             )
+        self.record(
+            [
+                Submission(time.time(), ident.id, str(req["id"]), _leaver_key(body), None)
+                for req in body["requestedItems"]
+            ]
+        )
         if cfg.legacy_empty_202:
             return {}
 
@@ -1396,3 +1431,13 @@ def demo_target(base_url: str, name: str = SYSTEM) -> TargetSettings:
         # The simulator lists a request as soon as it is made: a short lookup grace is enough.
         options={"lookup_grace_tries": 2, "lookup_grace_seconds": 0.5},
     )
+
+
+SPEC = SimulatorSpec(
+    system=SYSTEM,
+    create_app=create_app,
+    demo_target=demo_target,
+    # ISC also throttles callers (100 calls per 10 s per token by default): lifted for tests.
+    test_config={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3, "rate_limit_per_10s": 100_000},
+    small_pages=CONTRACT_SMALL_PAGES,
+)

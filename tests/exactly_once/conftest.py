@@ -26,7 +26,7 @@ from app.iga.registry import ADAPTERS
 from app.runtime import Runtime, build_runtime
 from app.simulator import SIMULATORS, simulator_spec
 from app.store.intake import store_event
-from app.store.models import Job, utcnow
+from app.store.models import Case, Job, PlanItem, utcnow
 from app.store.queue import Claim
 from app.worker.loop import run_case
 from tests.conftest import make_settings
@@ -127,7 +127,11 @@ class Stack:
                     return
             self.sim.clock.advance(60)
             await self.work(case_id)
-        raise AssertionError(f"case {case_id} did not finish")
+        async with self.rt.sessions() as session:
+            case = await session.get(Case, case_id)
+            items = list(await session.scalars(select(PlanItem).where(PlanItem.case_id == case_id)))
+        detail = [(i.name, i.state, i.iga_status, i.note) for i in items]
+        raise AssertionError(f"case {case_id} did not finish: {case and case.state} {case and case.error} {detail}")
 
     def submissions(self) -> Counter[tuple[str, str]]:
         """(IGA user, item) of every removal the IGA acted on."""

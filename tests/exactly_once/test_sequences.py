@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.domain import ITEM_TERMINAL
 from app.store.models import IgaRequest, PlanItem
@@ -25,6 +25,15 @@ def event(k: int, type_: str, minute: int, user: str = "jdoe") -> dict[str, Any]
         "source": "seq-idm",
         "user": {"username": user},
     }
+
+
+async def shift_batches(stack: Stack, column: str, back: timedelta) -> None:
+    """Move a time of every batch into the past, as if that much time had passed."""
+    async with stack.rt.sessions() as session, session.begin():
+        for row in await session.scalars(select(IgaRequest)):
+            value = getattr(row, column)
+            assert value is not None, f"batch {row.key} has no {column}"
+            setattr(row, column, value - back)
 
 
 def sent_twice(stack: Stack) -> dict[tuple[str, str], int]:
@@ -96,19 +105,15 @@ async def test_a_send_slower_than_the_grace_period_is_not_resent_when_it_times_o
     await stack.work(case)  # the submission times out: the IGA has it but has not acted yet
     held = len(stack.transport.held)
     assert held >= 1 and stack.submissions() == {}
-    async with stack.rt.sessions() as session, session.begin():
-        # As if the hung call had lasted twice the grace period since the write-ahead commit.
-        await session.execute(update(IgaRequest).values(last_sent_at=IgaRequest.last_sent_at - timedelta(minutes=2)))
+    # As if the hung call had lasted twice the grace period since the write-ahead commit.
+    await shift_batches(stack, "last_sent_at", timedelta(minutes=2))
 
     await stack.work(case)  # the retry: nothing found yet, and the grace has not run out
     assert stack.transport.submit_calls == held, "resent while the first send was still in flight"
 
     await stack.transport.release()  # the IGA acts on the first copy, late
     stack.transport.hold_submits = False
-    async with stack.rt.sessions() as session, session.begin():
-        await session.execute(
-            update(IgaRequest).values(uncertain_since=IgaRequest.uncertain_since - timedelta(minutes=2))
-        )
+    await shift_batches(stack, "uncertain_since", timedelta(minutes=2))  # the grace period has run out
     await stack.work_until_finished(case)
     assert sent_twice(stack) == {}
     assert await open_items(stack) == []

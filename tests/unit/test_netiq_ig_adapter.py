@@ -23,7 +23,7 @@ from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRe
 from app.iga.base import AmbiguousUser, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.netiq_ig import NetIqIgClient, NetIqIgOptions, fault_text, item_state, map_status
 from app.settings import TargetSettings
-from app.simulator.common import LogEntry
+from app.simulator.base import LogEntry
 from app.simulator.netiq_ig import NO_RIGHTS_USER, SERVICE_PASSWORD, NetIqIgSimulator, create_app, demo_target
 
 BASE = "http://ig.test"

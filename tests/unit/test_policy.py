@@ -903,14 +903,20 @@ def test_example_policy_file_is_the_documented_policy() -> None:
     assert policy == parse_policy(EXAMPLE)
 
 
-def test_demo_policy_settles_every_item_without_waiting() -> None:
-    """The embedded demo needs every item terminal within seconds: no holds, no delays."""
+def test_demo_policy_settles_a_termination_without_waiting_and_holds_a_disabled_admin() -> None:
+    """The embedded demo needs a termination's items terminal within seconds (no delays, no hold
+    for terminations), and a disable that holds privileged access for the console's buttons."""
     policy = load_policy(ROOT / "app" / "policy" / "demo_policy.yaml")
-    assert [rule.name for rule in policy.rules] == ["legal-hold", "birthright-stays"]
+    assert [rule.name for rule in policy.rules] == ["legal-hold", "birthright-stays", "privileged-needs-approval"]
     for rule in [policy.default, *policy.rules]:
-        assert rule.action != "hold"
         assert rule.due is None or rule.due.offset == timedelta(0)
     assert policy.default.describe() == "remove (effective)"
+    admin = [make_item("Domain Admins", privileged=True)]
+    user = IgaUser(id="jdoe", attributes={"legalHold": "false"})
+    terminated = evaluate(policy, make_event(), user, admin, target="netiq-ig", now=NOW)
+    assert [d.action for d in terminated.decisions] == ["remove"]
+    disabled = evaluate(policy, make_event("user.disabled"), user, admin, target="netiq-ig", now=NOW)
+    assert [(d.rule, d.action) for d in disabled.decisions] == [("privileged-needs-approval", "hold")]
 
 
 def test_demo_policy_decisions_for_jdoe_and_a_legal_hold() -> None:

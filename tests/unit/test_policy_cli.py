@@ -53,7 +53,7 @@ def row(output: str, name: str) -> str:
 def test_check_demo_policy() -> None:
     result = run("check", DEMO_POLICY)
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "OK: 2 rules, default: remove (effective)"
+    assert result.stdout.strip() == "OK: 3 rules, default: remove (effective)"
 
 
 def test_check_example_policy() -> None:

@@ -18,7 +18,7 @@ from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRe
 from app.iga.base import AmbiguousUser, IgaClient, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.registry import build_client
 from app.iga.sailpoint_isc import SailPointIscClient, SailPointIscOptions
-from app.simulator.common import FaultRule, LogEntry
+from app.simulator.base import FaultRule, LogEntry
 from app.simulator.demo_users import DemoPerson
 from app.simulator.sailpoint_isc import (
     API_CLIENT_ID,

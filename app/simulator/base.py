@@ -1,5 +1,7 @@
-"""Plumbing every IGA simulator shares: a request log, fault injection, a controllable clock,
-and the `/_log`, `/_faults`, `/_clock`, `/_config`, `/_reset` control routes.
+"""What every IGA simulator shares: a request log, fault injection, a controllable clock, the
+`/_log`, `/_faults`, `/_clock`, `/_config`, `/_reset` control routes, and the probes every test
+reads instead of a system's wire format: which submissions the IGA acted on (`submissions()`,
+`GET /_probe/submissions`), which requests it withdrew (`withdrawn()`), a demo user's IGA ID.
 
 Only the system-specific wire format lives in each simulator module.
 """
@@ -7,6 +9,7 @@ Only the system-specific wire format lives in each simulator module.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 import json
 import random
@@ -15,7 +18,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -80,9 +83,29 @@ class LogEntry:
     fault: str | None = None
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One removal the IGA acted on (its submit handler accepted the call carrying it)."""
+
+    at: float  # wall-clock time (time.time()), comparable with leaver's audit timestamps
+    user: str  # the IGA's ID of the person
+    item: str  # the access item's ID as the adapter reports it (AccessItem.id)
+    key: str | None  # leaver's correlation key, where the body carries it
+    plan_item_id: int | None  # where the body names leaver's plan item
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A removal request the IGA withdrew on the caller's request (a rehire)."""
+
+    user: str
+    item: str
+
+
 @dataclass
 class SimulatorBase:
-    """State shared by the control routes; each simulator subclasses it with its own data."""
+    """State shared by the control routes; each simulator subclasses it with its own data and
+    implements the probes."""
 
     system: str
     clock: SimClock = field(default_factory=SimClock)
@@ -90,6 +113,30 @@ class SimulatorBase:
     log: list[LogEntry] = field(default_factory=list)
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     lock: threading.RLock = field(default_factory=threading.RLock)
+    accepted: list[Submission] = field(default_factory=list)
+
+    #: (method, path glob) of the system's calls, by role: "submit", "lookup", "status",
+    #: "withdraw", "inventory", "search", "token", "any" (every API call).
+    endpoints: ClassVar[dict[str, tuple[str | None, str]]] = {}
+
+    def record(self, submissions: list[Submission]) -> None:
+        """Called by the submit handler once it accepted a call."""
+        self.accepted.extend(submissions)
+
+    def submissions(self) -> list[Submission]:
+        with self.lock:
+            return list(self.accepted)
+
+    def withdrawn(self) -> list[Withdrawal]:
+        raise NotImplementedError
+
+    def user_id(self, username: str) -> str:
+        """The IGA's ID of a seeded person (KeyError when there is none)."""
+        raise NotImplementedError
+
+    def add_people(self, people: list[Any]) -> None:
+        """Seed more people (`DemoPerson`s) beside the demo ones."""
+        raise NotImplementedError
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply `POST /_config`; subclasses expose their delays and outcomes here."""
@@ -140,7 +187,7 @@ def _loggable_body(raw: bytes, content_type: str) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-CONTROL_PATHS = ("/_log", "/_faults", "/_clock", "/_config", "/_reset", "/_state")
+CONTROL_PATHS = ("/_log", "/_faults", "/_clock", "/_config", "/_reset", "/_state", "/_probe")
 
 
 def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: ErrorBody) -> None:
@@ -231,10 +278,28 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
         with sim.lock:
             return sim.configure(changes)
 
+    @app.get("/_probe/submissions", include_in_schema=False)
+    def probe_submissions() -> list[dict[str, Any]]:
+        return [dataclasses.asdict(s) for s in sim.submissions()]
+
+    @app.get("/_probe/withdrawn", include_in_schema=False)
+    def probe_withdrawn() -> list[dict[str, Any]]:
+        with sim.lock:
+            return [dataclasses.asdict(w) for w in sim.withdrawn()]
+
+    @app.get("/_probe/users/{username}", include_in_schema=False)
+    def probe_user(username: str) -> JSONResponse:
+        with sim.lock:
+            try:
+                return JSONResponse({"id": sim.user_id(username)})
+            except (KeyError, StopIteration):
+                return JSONResponse({"detail": f"no user {username!r}"}, status_code=404)
+
     @app.post("/_reset", include_in_schema=False)
     def reset() -> dict[str, bool]:
         with sim.lock:
             sim.reset()
+            sim.accepted.clear()
             sim.log.clear()
             sim.faults = Faults()
             sim.clock.offset = 0.0
