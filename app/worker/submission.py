@@ -66,6 +66,13 @@ async def _submit_batch(
         # A rehire or a newer event may have cancelled some of these since the snapshot. Read
         # their state again now that we hold the lock (the loaded rows predate it).
         live = await unsent_item_ids(tx.session, snap.case_id)
+        rehire = await newer_rehire(tx.session, snap.person)
+        if rehire is not None:  # e.g. an operator retried this case after the person came back
+            for item in tx.case.items:
+                if item.id in live:
+                    why = f"rehire event {rehire} is newer than this {snap.event.type}: not sent"
+                    tx.changes.item(item, ItemState.CANCELLED, why, event_id=snap.event_id)
+            return
         mine = {i.item_id: i.id for i in tx.case.items if i.id in live}
         taken = await sent_elsewhere(tx.session, snap.person, mine, since=tx.case.inventoried_at or tx.case.created_at)
         for item in tx.case.items:
