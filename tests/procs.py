@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from app.intake.events import LeaverEvent
+from app.domain import LeaverEvent
 from app.runtime import build_runtime
 from app.settings import TargetSettings
 from app.store.intake import store_event
@@ -26,7 +26,6 @@ FAST_ENV = {
     "LEAVER_IDLE_POLL_SECONDS": "0.05",
     "LEAVER_TRACK_INITIAL_SECONDS": "0.2",
     "LEAVER_TRACK_MAX_SECONDS": "1",
-    "LEAVER_RESEND_GRACE_SECONDS": "0.5",
     "LEAVER_LEASE_SECONDS": "3",
     "LEAVER_LOG_FORMAT": "json",
     "LEAVER_LOG_LEVEL": "warning",
@@ -34,6 +33,8 @@ FAST_ENV = {
 
 
 def leaver_env(database_url: str, data_dir: Path, targets: list[TargetSettings], **extra: str) -> dict[str, str]:
+    """The environment of a `leaver` process on these targets: fast polls and leases, and (unless
+    `extra` sets it) the shortest resend grace its start check accepts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAVER_")}
     env.update(FAST_ENV)
     env.update(
@@ -46,7 +47,17 @@ def leaver_env(database_url: str, data_dir: Path, targets: list[TargetSettings],
         }
     )
     env.update(extra)
+    if "LEAVER_RESEND_GRACE_SECONDS" not in extra:
+        lease = float(env["LEAVER_LEASE_SECONDS"])
+        env["LEAVER_RESEND_GRACE_SECONDS"] = repr(resend_grace(targets, lease))
     return env
+
+
+def resend_grace(targets: list[TargetSettings], lease_seconds: float, floor: float = 0.5) -> float:
+    """The shortest resend grace a process accepts at start: longer than any send in flight (the
+    read timeout, never past 4/5 of the lease) plus the time the IGA takes to list a request."""
+    needed = [min(t.http.read_timeout, lease_seconds * 0.8) + t.listing_lag_seconds for t in targets]
+    return max([floor, *needed])
 
 
 def _secrets(t: TargetSettings) -> dict[str, Any]:

@@ -8,7 +8,6 @@ printed at the end of the run (also without `-s`) and written to `$LEAVER_CHAOS_
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import time
@@ -19,47 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.domain import CASE_TERMINAL, ITEM_TERMINAL
 from app.settings import TargetSettings
-from app.simulator import SIMULATORS, create_simulator
 from app.simulator.demo_users import DemoAccess, DemoPerson
-from app.store.states import CASE_TERMINAL, ITEM_TERMINAL
 from tests.procs import query
-from tests.servers import serve_in_thread
-
-#: Simulator delays short enough that a case finishes in about a second.
-FAST_SIM: dict[str, dict[str, Any]] = {
-    "netiq-ig": {"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3},
-    # ISC also throttles callers (100 calls per 10 s per token by default): lift that for tests.
-    "sailpoint-isc": {"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3, "rate_limit_per_10s": 100_000},
-}
+from tests.support import SimControl, serve_simulator, submitted_pairs
 
 SubmissionKey = tuple[str, str]  # (IGA user ID, access item ID as leaver records it)
-
-
-def _netiq_items(body: Any) -> list[SubmissionKey]:
-    keys = []
-    for item in body.get("requestItems") or []:
-        item_id = str(item["requestItem"])
-        if item.get("instanceGuid"):  # a dynamic permission instance: leaver's ID is "<perm>:<guid>"
-            item_id = f"{item_id}:{item['instanceGuid']}"
-        keys.append((str(item["recipient"]), item_id))
-    return keys
-
-
-def _isc_items(body: Any) -> list[SubmissionKey]:
-    return [(str(who), str(item["id"])) for who in body["requestedFor"] for item in body["requestedItems"]]
-
-
-#: Where each simulator logs a removal submission, and the (user, item) pairs one carries.
-SUBMISSIONS: dict[str, tuple[str, str, Callable[[Any], list[SubmissionKey]]]] = {
-    "netiq-ig": ("POST", "/api/request/request", _netiq_items),
-    "sailpoint-isc": ("POST", "/v3/access-requests", _isc_items),
-}
-SYSTEMS = tuple(sorted(SUBMISSIONS))
 
 
 # ------------------------------------------------------------------ simulator
@@ -67,40 +35,35 @@ SYSTEMS = tuple(sorted(SUBMISSIONS))
 
 @dataclass
 class Simulator:
-    system: str
-    url: str
-    http: httpx.Client
+    """A simulator served in the test process, seen as the chaos tests need it."""
+
+    sim: SimControl
+
+    @property
+    def system(self) -> str:
+        return self.sim.system
 
     def target(self, requests_per_second: float = 50.0, read_timeout: float = 10.0) -> TargetSettings:
         """The demo target of this simulator, with a per-process rate budget of `requests_per_second`
         (the adapters' defaults, 5-9/s, model a production IGA and would make these tests crawl)."""
-        module = importlib.import_module(SIMULATORS[self.system].split(":")[0])
-        target: TargetSettings = module.demo_target(self.url, self.system)
-        http = target.http.model_copy(
-            update={
-                "attempts": 3,
-                "retry_budget_seconds": 10.0,
-                "read_timeout": read_timeout,
-                "requests_per_second": requests_per_second,
-                "max_concurrency": 8,
-            }
+        return self.sim.target(
+            attempts=3,
+            retry_budget_seconds=10.0,
+            read_timeout=read_timeout,
+            requests_per_second=requests_per_second,
+            max_concurrency=8,
         )
-        return target.model_copy(update={"http": http})
 
     def submissions(self) -> Counter[SubmissionKey]:
-        """Every removal the IGA accepted or may have acted on (a refused call, 4xx/5xx, is not one)."""
-        method, path, items = SUBMISSIONS[self.system]
-        log = self.http.get(f"{self.url}/_log", params={"method": method, "path": path})
-        log.raise_for_status()
-        return Counter(key for entry in log.json() if entry["status"] < 400 for key in items(entry["body"]))
+        """Every removal the IGA acted on (its probe), as (user, item) pairs."""
+        return submitted_pairs(self.sim.submissions())
 
 
 @contextmanager
 def simulator(system: str, app: FastAPI | None = None, **config: Any) -> Iterator[Simulator]:
-    """Serve `system`'s simulator (or the given app) on loopback in this process."""
-    with serve_in_thread(app or create_simulator(system)) as url, httpx.Client(timeout=30) as http:
-        http.post(f"{url}/_config", json={**FAST_SIM[system], **config}).raise_for_status()
-        yield Simulator(system, url, http)
+    """Serve `system`'s simulator (or the given app) on loopback in this process, configured for tests."""
+    with serve_simulator(system, app, **config) as sim:
+        yield Simulator(sim)
 
 
 def people_with_items(count: int, items: int = 10, prefix: str = "scale") -> list[DemoPerson]:

@@ -13,7 +13,6 @@ import pytest
 
 from app.faults import POINTS
 from tests.chaos.conftest import (
-    SYSTEMS,
     Row,
     all_finished,
     audit_gaps,
@@ -27,7 +26,7 @@ from tests.chaos.conftest import (
     wait_until,
 )
 from tests.procs import leaver_env, running, store_events
-from tests.support import event_body
+from tests.support import SYSTEMS, event_body
 
 #: Three people with mixed access: direct, privileged, role-granted, birthright, a dynamic mailbox.
 USERS = ("jdoe", "asmith", "user000")

@@ -1,37 +1,31 @@
 """Fixtures of the shared contract suite: every system that has both a simulator
 (`app.simulator.SIMULATORS`) and an adapter (`app.iga.registry.ADAPTERS`) runs the same tests.
 
-What a system provides to join:
-- its simulator module has `create_app()` and `demo_target(base_url, name)`, seeds the demo people,
-  and answers the standard control routes: `/_reset`, `/_faults`, `/_log`, `/_clock`, and
-  `POST /_config` with the standard keys (`approval_delay`, `fulfil_delay`, `verify_delay`, `outcome`,
-  `token_lifetime`, `revoke_tokens`, `page_size_max`), returning the current values;
-- optionally, its simulator module's `CONTRACT_SMALL_PAGES` names the adapter options that make it
-  ask for pages of 3 (the suite always also caps the server's pages at 3 with `page_size_max`);
-- its submit call carries the correlation key in the request body (how the suite counts submissions).
+What a system provides to join is what every simulator provides (`app.simulator.simulator_spec`):
+`demo_target`, `small_pages` (the adapter options that make it ask for pages of 3; the suite also
+caps the server's pages at 3 with `page_size_max`), the demo people, the standard control routes
+(`/_reset`, `/_faults`, `/_log`, `/_clock`, `/_config` with the standard keys), its `endpoints`,
+and the probes (`/_probe/submissions`: how the suite counts submissions).
 """
 
 from __future__ import annotations
 
 import glob
-import importlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.iga.base import IgaClient
-from app.iga.registry import ADAPTERS, build_client
+from app.iga.registry import build_client
 from app.settings import TargetSettings
-from app.simulator import SIMULATORS, create_simulator
+from app.simulator import simulator_spec
 from tests.servers import serve_in_thread
-
-SYSTEMS = sorted(set(SIMULATORS) & set(ADAPTERS))
+from tests.support import SYSTEMS, SimControl, endpoints_of, with_http
 
 #: Fast, still-retrying HTTP settings for every contract client.
 FAST_HTTP: dict[str, Any] = {"attempts": 4, "retry_budget_seconds": 20.0, "requests_per_second": 100.0}
@@ -40,42 +34,23 @@ LogEntry = dict[str, Any]
 
 
 @dataclass
-class Sim:
-    """One running simulator plus helpers to drive its control routes."""
+class Sim(SimControl):
+    """One running simulator plus what the contract tests ask of it."""
 
-    system: str
-    url: str
-    module: ModuleType
-    control: httpx.Client
-
-    def target(self, options: dict[str, Any] | None = None, **http: Any) -> TargetSettings:
-        base: TargetSettings = self.module.demo_target(self.url, self.system)
-        settings = base.http.model_copy(update={**FAST_HTTP, **http})
-        return base.model_copy(update={"options": {**base.options, **(options or {})}, "http": settings})
+    def contract_target(self, options: dict[str, Any] | None = None, **http: Any) -> TargetSettings:
+        base = with_http(self.target(), **{**FAST_HTTP, **http})
+        return base.model_copy(update={"options": {**base.options, **(options or {})}})
 
     def small_page_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = dict(getattr(self.module, "CONTRACT_SMALL_PAGES", {}))
-        return options
+        return dict(simulator_spec(self.system).small_pages)
 
     @asynccontextmanager
     async def connect(self, options: dict[str, Any] | None = None, **http: Any) -> AsyncIterator[IgaClient]:
-        client = build_client(self.target(options, **http))
+        client = build_client(self.contract_target(options, **http))
         try:
             yield client
         finally:
             await client.aclose()
-
-    def config(self, **changes: Any) -> dict[str, Any]:
-        resp = self.control.post("/_config", json=changes)
-        resp.raise_for_status()
-        result: dict[str, Any] = resp.json()
-        return result
-
-    def advance(self, seconds: float) -> None:
-        self.control.post("/_clock", json={"advance": seconds}).raise_for_status()
-
-    def faults(self, **body: Any) -> None:
-        self.control.post("/_faults", json=body).raise_for_status()
 
     def fault_on(self, entry: LogEntry, *, hang_seconds: float | None = None, **rule: Any) -> None:
         """Inject one fault rule on exactly the route of a logged call."""
@@ -84,14 +59,16 @@ class Sim:
             body["hang_seconds"] = hang_seconds
         self.faults(**body)
 
-    def clear_log(self) -> None:
-        self.control.delete("/_log").raise_for_status()
+    def fault_on_submit(self, *, hang_seconds: float | None = None, **rule: Any) -> None:
+        """Inject one fault rule on the simulator's submit endpoint."""
+        method, path = self.endpoints["submit"]
+        body: dict[str, Any] = {"rules": [{"method": method, "path": path, **rule}]}
+        if hang_seconds is not None:
+            body["hang_seconds"] = hang_seconds
+        self.faults(**body)
 
-    def log(self) -> list[LogEntry]:
-        resp = self.control.get("/_log")
-        resp.raise_for_status()
-        entries: list[LogEntry] = resp.json()
-        return entries
+    def clear_log(self) -> None:
+        self.http.delete(f"{self.url}/_log").raise_for_status()
 
     def token_prefix(self) -> str | None:
         """Path prefix (relative to the simulator) of the token endpoint's folder, if it lives here."""
@@ -110,36 +87,25 @@ class Sim:
         entries = self.log() if entries is None else entries
         return [e for e in entries if not (prefix and e["path"].startswith(prefix))]
 
-    def submissions(self, key: str, entries: list[LogEntry] | None = None) -> list[LogEntry]:
-        """Calls that sent the correlation key in a body, on the route of the first one (the submit)."""
-        entries = self.log() if entries is None else entries
-        carrying = [e for e in entries if e["method"] != "GET" and key in json.dumps(e["body"])]
-        if not carrying:
-            return []
-        first = carrying[0]
-        return [e for e in carrying if (e["method"], e["path"]) == (first["method"], first["path"])]
-
-
-def _module(system: str) -> ModuleType:
-    return importlib.import_module(SIMULATORS[system].split(":")[0])
-
 
 @pytest.fixture(scope="module", params=SYSTEMS)
-def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, FastAPI]]:
     system: str = request.param
-    with serve_in_thread(create_simulator(system)) as url:
-        yield system, url
+    app = simulator_spec(system).create_app()
+    with serve_in_thread(app) as url:
+        yield system, url, app
 
 
 @pytest.fixture
-def sim(served: tuple[str, str]) -> Iterator[Sim]:
-    system, url = served
-    with httpx.Client(base_url=url, timeout=10) as control:
-        control.post("/_reset").raise_for_status()
-        control.delete("/_faults").raise_for_status()
-        control.delete("/_log").raise_for_status()
-        yield Sim(system, url, _module(system), control)
-        control.delete("/_faults")
+def sim(served: tuple[str, str, FastAPI]) -> Iterator[Sim]:
+    system, url, app = served
+    with httpx.Client(timeout=10) as http:
+        control = Sim(system, url, http, endpoints_of(app))
+        http.post(f"{url}/_reset").raise_for_status()
+        control.clear_faults()
+        control.clear_log()
+        yield control
+        http.delete(f"{url}/_faults")
 
 
 @pytest.fixture

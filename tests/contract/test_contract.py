@@ -1,6 +1,7 @@
 """The contract every IGA adapter keeps against its simulator, over real HTTP.
 
-Nothing here knows which system it talks to: routes to fault are learned from the simulator's log.
+Nothing here knows which system it talks to: routes to fault are the simulator's `endpoints` or
+learned from its log, and submissions are counted by its probe.
 """
 
 from __future__ import annotations
@@ -11,18 +12,8 @@ import time
 import pytest
 import stamina
 
-from app.iga.base import (
-    AccessItem,
-    AmbiguousUser,
-    IgaClient,
-    IgaStatus,
-    IgaTransientError,
-    IgaUncertainError,
-    IgaUser,
-    RemovalRequest,
-    UserIdentifiers,
-    UserNotFound,
-)
+from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, UserIdentifiers
+from app.iga.base import AmbiguousUser, IgaClient, IgaTransientError, IgaUncertainError, UserNotFound
 from app.simulator.demo_users import demo_people
 from tests.contract.conftest import LogEntry, Sim
 
@@ -131,7 +122,7 @@ async def test_submit_one_batch(sim: Sim, client: IgaClient) -> None:
     assert len({r.tracking_id for r in refs}) == len(refs)
     assert all(r.request_id and r.tracking_id for r in refs)
     assert all(r.status in (IgaStatus.PENDING, IgaStatus.COMPLETED) for r in refs)
-    assert len(sim.submissions("leaver-901-1")) == 1
+    assert sorted(sim.submitted_items("leaver-901-1")) == sorted(b.item.id for b in batch)
 
 
 async def test_track_to_completed_then_gone(sim: Sim, client: IgaClient) -> None:
@@ -182,50 +173,42 @@ async def test_find_existing_by_key(client: IgaClient) -> None:
 async def test_lost_answer_is_uncertain_then_adopted(sim: Sim, client: IgaClient) -> None:
     user = await jdoe(client)
     items = removable(await client.list_access(user))
-    sim.clear_log()
-    await client.submit_removals(user, first_batch(client, items[:1]), "leaver-905-0")
-    submit = sim.submissions("leaver-905-0")[0]
 
-    sim.fault_on(submit, status=500, when="after", count=1)
+    sim.fault_on_submit(status=500, when="after", count=1)
     batch = first_batch(client, items[1:3], first_plan_id=10)
     with pytest.raises(IgaUncertainError):
         await client.submit_removals(user, batch, "leaver-905-1")
 
     adopted = await client.find_existing(user, batch, "leaver-905-1")
     assert sorted(r.item_id for r in adopted) == sorted(b.item.id for b in batch)
-    assert len(sim.submissions("leaver-905-1")) == 1
+    assert sorted(sim.submitted_items("leaver-905-1")) == sorted(b.item.id for b in batch)
 
 
 async def test_failed_before_commit_leaves_nothing(sim: Sim, client: IgaClient) -> None:
     user = await jdoe(client)
     items = removable(await client.list_access(user))
-    sim.clear_log()
-    await client.submit_removals(user, first_batch(client, items[:1]), "leaver-906-0")
-    submit = sim.submissions("leaver-906-0")[0]
 
-    sim.fault_on(submit, status=500, when="before", count=1)
+    sim.fault_on_submit(status=500, when="before", count=1)
     batch = first_batch(client, items[1:2], first_plan_id=10)
     with pytest.raises(IgaUncertainError):
         await client.submit_removals(user, batch, "leaver-906-1")
     assert await client.find_existing(user, batch, "leaver-906-1") == []
+    assert sim.submissions("leaver-906-1") == []
 
 
 async def test_no_answer_after_commit_is_uncertain_then_adopted(sim: Sim) -> None:
     async with sim.connect(read_timeout=0.5) as client:
         user = await jdoe(client)
         items = removable(await client.list_access(user))
-        sim.clear_log()
-        await client.submit_removals(user, first_batch(client, items[:1]), "leaver-907-0")
-        submit = sim.submissions("leaver-907-0")[0]
 
-        sim.fault_on(submit, hang_seconds=1.5, timeout=True, when="after", count=1)
+        sim.fault_on_submit(hang_seconds=1.5, timeout=True, when="after", count=1)
         batch = first_batch(client, items[1:2], first_plan_id=10)
         with pytest.raises(IgaUncertainError):
             await client.submit_removals(user, batch, "leaver-907-1")
         adopted = await client.find_existing(user, batch, "leaver-907-1")
 
     assert [r.item_id for r in adopted] == [b.item.id for b in batch]
-    assert len(sim.submissions("leaver-907-1")) == 1
+    assert sorted(sim.submitted_items("leaver-907-1")) == sorted(b.item.id for b in batch)
 
 
 # ---------------------------------------------------------------- transport

@@ -1,5 +1,6 @@
-"""The embedded demo exactly as the README runs it: `leaver serve` with no configuration, then
-`leaver events send` and `leaver status`, all as real processes."""
+"""The embedded demo exactly as the README runs it: `leaver serve --demo` with no configuration,
+then `leaver events send` and `leaver status`, all as real processes. Its targets are the systems
+with both a simulator and an adapter."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from app.simulator import simulator_spec
 from tests.procs import running, wait_http
 from tests.servers import free_port
+from tests.support import SYSTEMS, SimControl
 
 TERMINAL = {"removed", "kept", "cancelled", "rejected", "failed"}
 
@@ -29,7 +32,7 @@ def test_demo_from_nothing(tmp_path: Path) -> None:
     env["LEAVER_DATA_DIR"] = str(tmp_path / "leaver-data")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
+    with running(["serve", "--demo", "--port", str(port)], env, tmp_path / "serve.log"):
         wait_http(f"{url}/readyz")
         banner = (tmp_path / "serve.log").read_text()
         assert "leaver events send" in banner and "whsec_" in banner
@@ -52,7 +55,7 @@ def test_demo_from_nothing(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, [c["state"] for c in data["cases"]]
             time.sleep(0.5)
 
-        assert {c["target"] for c in data["cases"]} == {"netiq-ig", "sailpoint-isc"}
+        assert {c["target"] for c in data["cases"]} == set(SYSTEMS)  # every system with a simulator and an adapter
         for case in data["cases"]:
             assert len(case["items"]) >= 8
             assert all(i["state"] in TERMINAL and i["rule"] and i["reason"] for i in case["items"])
@@ -63,15 +66,11 @@ def test_demo_from_nothing(tmp_path: Path) -> None:
         again = leaver("events", "send", str(event_file), "--url", url, env=env)
         assert again.stdout.startswith("200 ") and event_id in again.stdout
 
-        logs = {
-            "netiq-ig": ("/api/request/request", "requestItems", "requestItem"),
-            "sailpoint-isc": ("/v3/access-requests", "requestedItems", "id"),
-        }
-        for system, (path, key, field) in logs.items():
-            log = httpx.get(f"{url}/sim/{system}/_log", params={"method": "POST", "path": path}).json()
-            sent_ids = [i[field] for e in log if e["status"] < 300 for i in e["body"][key]]
-            case = next(c for c in data["cases"] if c["target"] == system)
-            assert len(sent_ids) == len(set(sent_ids)) == len([i for i in case["items"] if i["iga_request_id"]])
+        with httpx.Client(timeout=30) as http:
+            for system in SYSTEMS:
+                sent_ids = SimControl(system, f"{url}/sim/{system}", http).submitted_items()
+                case = next(c for c in data["cases"] if c["target"] == system)
+                assert len(sent_ids) == len(set(sent_ids)) == len([i for i in case["items"] if i["iga_request_id"]])
 
         page = httpx.get(f"{url}/")
         assert page.status_code == 200 and event_id in page.text
@@ -83,5 +82,12 @@ def test_demo_from_nothing(tmp_path: Path) -> None:
     # Nothing secret reached the log: not the ops token, not the IGA credentials, no bearer token.
     log = (tmp_path / "serve.log").read_text()
     ops_token = (tmp_path / "leaver-data" / "ops-token").read_text().strip()
-    for secret in (ops_token, "demo-iac-secret", "demo-svc-password", "Bearer ", "eyJ"):
+    credentials = [
+        secret.get_secret_value()
+        for target in (simulator_spec(system).demo_target(url, system) for system in SYSTEMS)
+        for secret in (target.client_secret, target.password)
+        if secret is not None
+    ]
+    assert credentials
+    for secret in (ops_token, *credentials, "Bearer ", "eyJ"):
         assert secret not in log

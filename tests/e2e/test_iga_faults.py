@@ -15,17 +15,12 @@ TERMINAL = {"removed", "kept", "cancelled", "rejected", "failed"}
 
 def test_a_refused_submission_fails_its_items_at_once_with_the_iga_message(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(verify_grace_seconds=1.0)  # the role-granted item then fails too: its role stayed
-    stack.sim(
-        "POST",
-        "/_faults",
-        json={"rules": [{"method": "POST", "path": "/api/request/request", "status": 400, "count": 1}]},
-    )
+    stack.sim.fault("submit", status=400, count=1)
     (case,) = stack.wait_case(stack.send(event_body("jdoe")).json()["event_id"])["cases"]
     refused = [i for i in case["items"] if i["state"] == "failed" and i["iga_message"]]
     assert refused, case["items"]
     assert all("refused" in i["iga_message"] and "400" in i["iga_message"] for i in refused)
-    submits = stack.sim("GET", "/_log", params={"method": "POST", "path": "/api/request/request"})
-    assert len(submits) == 1  # a 400 is not retried
+    assert len(stack.sim.log("submit")) == 1  # a 400 is not retried
     assert {i["state"] for i in case["items"]} <= {"failed", "kept"}
     with_role = [i for i in case["items"] if i["granted_by"] == "role"]
     assert with_role and all("goes only with the role" in (i["note"] or "") for i in with_role)
@@ -36,9 +31,7 @@ def test_outage_past_the_retry_budget_is_a_dead_letter_and_retry_does_not_resubm
 ) -> None:
     stack = make_stack(max_step_attempts=2)
     # Submissions go through; every status poll afterwards fails.
-    stack.sim(
-        "POST", "/_faults", json={"rules": [{"method": "GET", "path": "/api/request/requestItem/*", "status": 503}]}
-    )
+    stack.sim.fault("status", status=503)
     event_id = stack.send(event_body("asmith")).json()["event_id"]
     (case,) = stack.wait_case(event_id, timeout=60)["cases"]
     assert case["state"] == "failed"
@@ -48,7 +41,7 @@ def test_outage_past_the_retry_budget_is_a_dead_letter_and_retry_does_not_resubm
     submitted_before = stack.submitted_item_ids()
     assert submitted_before
 
-    stack.sim("DELETE", "/_faults")
+    stack.sim.clear_faults()
     assert stack.ops(f"/ops/cases/{case['case_id']}/retry").status_code == 200
     (case,) = stack.wait_case(event_id, timeout=60)["cases"]
     assert case["state"] == "done"
@@ -65,7 +58,7 @@ def test_rate_limit_is_shared_by_all_workers_of_a_process(make_stack: Callable[.
     ids = [stack.send(event_body(f"user{n:03d}")).json()["event_id"] for n in range(3)]
     for event_id in ids:
         stack.wait_case(event_id, timeout=120)
-    times = sorted(e["time"] for e in stack.sim("GET", "/_log") if not e["path"].startswith("/osp/"))
+    times = sorted(e["time"] for e in stack.sim.log() if not stack.sim.is_token_call(e))
     assert len(times) > 4 * rate
     # aiolimiter allows a burst of `rate`, then `rate` per second: no 1 s window sees more than 2 x rate.
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
@@ -75,11 +68,11 @@ def test_rate_limit_is_shared_by_all_workers_of_a_process(make_stack: Callable[.
 
 def test_throttling_with_retry_after_is_ridden_out(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack()
-    stack.sim("POST", "/_faults", json={"rate_429": 0.3, "retry_after": 0.2})
+    stack.sim.faults(rate_429=0.3, retry_after=0.2)
     started = time.monotonic()
     (case,) = stack.wait_case(stack.send(event_body("jdoe")).json()["event_id"], timeout=60)["cases"]
     assert case["state"] == "done", case
-    assert any(e["status"] == 429 for e in stack.sim("GET", "/_log"))
+    assert any(e["status"] == 429 for e in stack.sim.log())
     submitted = stack.submitted_item_ids()
     assert len(submitted) == len(set(submitted))
     assert time.monotonic() - started < 60

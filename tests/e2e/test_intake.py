@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.api.app import create_app
+from app.main import create_app
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, TargetSettings
+from app.simulator import simulator_spec
 from tests.conftest import OPS_TOKEN, make_settings
-from tests.support import event_body, row_counts, signed
+from tests.support import FIRST_SYSTEM, event_body, row_counts, signed
 
-TARGETS = [
-    TargetSettings(name="netiq-prod", system="netiq-ig", base_url="http://127.0.0.1:9/none"),
-    TargetSettings(name="netiq-test", system="netiq-ig", base_url="http://127.0.0.1:9/none"),
+#: Changes a signed delivery (body, headers) before it is sent.
+Mutation = Callable[[bytes, dict[str, str]], tuple[bytes, dict[str, str]]]
+
+TARGETS: list[TargetSettings] = [
+    simulator_spec(FIRST_SYSTEM).demo_target("http://127.0.0.1:9/none", name) for name in ("iga-prod", "iga-test")
 ]
 
 
@@ -44,7 +47,7 @@ async def post(client: httpx.AsyncClient, body: dict[str, object] | bytes, **kw:
 async def test_accepted_event_is_committed_with_a_case_and_job_per_target(
     client: httpx.AsyncClient, rt: Runtime
 ) -> None:
-    resp = await post(client, event_body(target="netiq-prod"))
+    resp = await post(client, event_body(target="iga-prod"))
     assert resp.status_code == 202
     assert resp.json()["duplicate"] is False
     assert resp.json()["event_id"].startswith("ev_")
@@ -93,8 +96,8 @@ async def test_concurrent_duplicates_store_one_event(client: httpx.AsyncClient, 
     ],
 )
 async def test_refused_requests_leave_no_row(
-    client: httpx.AsyncClient, rt: Runtime, mutate, status: int, detail: str
-) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, rt: Runtime, mutate: Mutation, status: int, detail: str
+) -> None:
     raw, headers = signed(event_body())
     raw, headers = mutate(raw, headers)
     resp = await client.post("/webhooks/events", content=raw, headers=headers)

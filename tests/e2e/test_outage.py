@@ -15,14 +15,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from app.api.app import create_app
+from app.main import create_app
 from app.runtime import build_runtime
-from app.simulator import create_simulator
-from app.simulator.netiq_ig import demo_target
 from app.store.migrate import upgrade
 from tests.conftest import OPS_TOKEN, _pg_admin, make_settings
 from tests.servers import serve_in_thread
-from tests.support import event_body, signed
+from tests.support import FIRST_SYSTEM, event_body, serve_simulator, signed
 from tests.tcp_proxy import TcpProxy
 
 PG = os.environ.get("LEAVER_TEST_DATABASE_URL") or "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -56,10 +54,9 @@ def _wait(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-
 def test_intake_and_workers_ride_out_a_database_outage(proxied_pg: tuple[str, TcpProxy], tmp_path: Path) -> None:
     url, proxy = proxied_pg
     auth = {"authorization": f"Bearer {OPS_TOKEN}"}
-    with serve_in_thread(create_simulator("netiq-ig")) as sim_url:
+    with serve_simulator(FIRST_SYSTEM) as sim:
         http = httpx.Client(timeout=30)
-        http.post(f"{sim_url}/_config", json={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3})
-        settings = make_settings(url, tmp_path, [demo_target(sim_url)], lease_seconds=2.0)
+        settings = make_settings(url, tmp_path, [sim.target()], lease_seconds=2.0)
         with serve_in_thread(create_app(build_runtime(settings))) as app_url:
 
             def send(user: str) -> httpx.Response:
@@ -72,7 +69,7 @@ def test_intake_and_workers_ride_out_a_database_outage(proxied_pg: tuple[str, Tc
 
             assert http.get(f"{app_url}/readyz").status_code == 200
             # The IGA is slow, so the worker holds the job of this event while the database goes.
-            http.post(f"{sim_url}/_faults", json={"latency": 1.0})
+            sim.faults(latency=1.0)
             first = send("jdoe")
             assert first.status_code == 202
             time.sleep(0.3)
@@ -87,13 +84,12 @@ def test_intake_and_workers_ride_out_a_database_outage(proxied_pg: tuple[str, Tc
             time.sleep(2.5)  # the worker's lease runs out while the database is away
 
             proxy.restore()
-            http.delete(f"{sim_url}/_faults")
+            sim.clear_faults()
             _wait(lambda: http.get(f"{app_url}/readyz").status_code == 200)
             again = send("asmith")  # the IDM's retry of the refused delivery
             assert again.status_code == 202
             for event_id in (first.json()["event_id"], again.json()["event_id"]):
                 _wait(lambda eid=event_id: case_states(eid) == ["done"], timeout=60)
 
-        log = http.get(f"{sim_url}/_log", params={"method": "POST", "path": "/api/request/request"}).json()
-        sent = [i["requestItem"] for e in log if e["status"] == 200 for i in e["body"]["requestItems"]]
+        sent = sim.submitted_items()
         assert sent and len(sent) == len(set(sent)), "an item was submitted twice across the outage"

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import httpx
 
-from app.simulator import create_simulator
-from app.simulator.netiq_ig import demo_target
+from app.simulator import simulator_spec
 from tests.procs import leaver_env, query, running, spawn, stop, store_events, wait_http
-from tests.servers import free_port, serve_in_thread
-from tests.support import event_body, signed
+from tests.servers import free_port
+from tests.support import FIRST_SYSTEM, event_body, serve_simulator, signed
 
 
 def test_api_sigterm_finishes_in_flight_requests_and_loses_no_accepted_event(database_url: str, tmp_path: Path) -> None:
-    target = demo_target("http://127.0.0.1:9/unused")
+    target = simulator_spec(FIRST_SYSTEM).demo_target("http://127.0.0.1:9/unused", FIRST_SYSTEM)
     port = free_port()
     env = leaver_env(database_url, tmp_path, [target], LEAVER_WORKERS="0")
     proc = spawn(["serve", "--port", str(port), "--workers", "0"], env, tmp_path / "api.log")
@@ -60,12 +59,11 @@ def test_api_sigterm_finishes_in_flight_requests_and_loses_no_accepted_event(dat
 def test_worker_sigterm_releases_its_claimed_job_and_a_new_worker_finishes_it(
     database_url: str, tmp_path: Path
 ) -> None:
-    with serve_in_thread(create_simulator("netiq-ig")) as sim_url:
-        httpx.post(f"{sim_url}/_config", json={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3})
-        target = demo_target(sim_url)
+    with serve_simulator(FIRST_SYSTEM) as sim:
+        target = sim.target()
         store_events(database_url, tmp_path, [target], [event_body("jdoe"), event_body("asmith")])
         # Every IGA call is slow, so the worker is inside a step when SIGTERM arrives.
-        httpx.post(f"{sim_url}/_faults", json={"latency": 1.5})
+        sim.faults(latency=1.5)
         env = leaver_env(
             database_url, tmp_path, [target], LEAVER_LEASE_SECONDS="60", LEAVER_SHUTDOWN_GRACE_SECONDS="0.5"
         )
@@ -80,7 +78,7 @@ def test_worker_sigterm_releases_its_claimed_job_and_a_new_worker_finishes_it(
         # Nothing is left leased: a job a dead lease would block for 60 s is free at once.
         assert query(database_url, "SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL") == [(0,)]
 
-        httpx.delete(f"{sim_url}/_faults")
+        sim.clear_faults()
         with running(["worker"], leaver_env(database_url, tmp_path, [target]), tmp_path / "worker2.log"):
             deadline = time.monotonic() + 60
             while query(
@@ -89,6 +87,5 @@ def test_worker_sigterm_releases_its_claimed_job_and_a_new_worker_finishes_it(
                 assert time.monotonic() < deadline, query(database_url, "SELECT id, state FROM cases")
                 time.sleep(0.2)
         assert {r[0] for r in query(database_url, "SELECT state FROM cases")} == {"done"}
-        log = httpx.get(f"{sim_url}/_log", params={"method": "POST", "path": "/api/request/request"}).json()
-        sent = [i["requestItem"] for e in log if e["status"] == 200 for i in e["body"]["requestItems"]]
+        sent = sim.submitted_items()
         assert sent and len(sent) == len(set(sent))
