@@ -25,7 +25,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30ReadValidator
 
-from app.iga.base import RemovalRequest, RequestRef, UserIdentifiers
+from app.domain import RemovalRequest, RequestRef, UserIdentifiers
 from app.iga.sailpoint_isc import SailPointIscClient
 from app.simulator.sailpoint_isc import (
     API_CLIENT_ID,
@@ -59,13 +59,18 @@ def schema_errors(raw: dict[str, Any], name: str, value: Any) -> list[str]:
 
 def mock_request(method: str, path: str, query: str, body: Any) -> MockRequest:
     return MockRequest(
-        HOST, method.lower(), path, args=dict(parse_qsl(query)), headers={"Authorization": "Bearer x"},
+        HOST,
+        method.lower(),
+        path,
+        args=dict(parse_qsl(query)),
+        headers={"Authorization": "Bearer x"},
         data=json.dumps(body).encode() if body is not None else None,
     )
 
 
-def check_response(spec: Spec, request: MockRequest, status: int, body: Any,
-                   headers: dict[str, str] | None = None) -> None:
+def check_response(
+    spec: Spec, request: MockRequest, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
     api, raw = spec
     path = request.path
     if status == 200 and path.startswith("/v3/search"):
@@ -122,15 +127,20 @@ async def drive_adapter(sim: IscSimulator, client: SailPointIscClient) -> None:
     """Every kind of call the adapter makes."""
     with sim.lock:
         sim.configure({"approval_delay": 30})
-    for ids in (UserIdentifiers(email="jdoe@example.com"), UserIdentifiers(username="jdoe"),
-                UserIdentifiers(employee_id="E1001"), UserIdentifiers(dn="cn=jdoe,ou=users,o=example"),
-                UserIdentifiers(iga_id=(await client.find_user(UserIdentifiers(username="asmith"))).id)):
+    for ids in (
+        UserIdentifiers(email="jdoe@example.com"),
+        UserIdentifiers(username="jdoe"),
+        UserIdentifiers(employee_id="E1001"),
+        UserIdentifiers(dn="cn=jdoe,ou=users,o=example"),
+        UserIdentifiers(iga_id=(await client.find_user(UserIdentifiers(username="asmith"))).id),
+    ):
         await client.find_user(ids)
     user = await client.find_user(UserIdentifiers(username="jdoe"))
     items = [i for i in await client.list_access(user) if i.removable]
     later = datetime.now(UTC) + timedelta(days=3)
-    requests = [RemovalRequest(i, n, "leaver: user.terminated evt-1", later if n == 0 else None)
-                for n, i in enumerate(items)]
+    requests = [
+        RemovalRequest(i, n, "leaver: user.terminated evt-1", later if n == 0 else None) for n, i in enumerate(items)
+    ]
     refs: list[RequestRef] = []
     for n, batch in enumerate(client.batch_items(requests)):
         refs += await client.submit_removals(user, batch, f"leaver-1-{n}")
@@ -140,8 +150,13 @@ async def drive_adapter(sim: IscSimulator, client: SailPointIscClient) -> None:
     await client.cancel_request(user, refs[0], "rehire evt-2")  # 400: already cancelled
     other = await client.find_user(UserIdentifiers(email="asmith@example.com"))
     other_refs: list[RequestRef] = []
-    for n, (outcome, item) in enumerate(zip(["failed", "not_all_items_provisioned", "rejected", "terminated"],
-                                            await client.list_access(other), strict=False)):
+    for n, (outcome, item) in enumerate(
+        zip(
+            ["failed", "not_all_items_provisioned", "rejected", "terminated"],
+            await client.list_access(other),
+            strict=False,
+        )
+    ):
         with sim.lock:
             sim.configure({"outcome": outcome, "approval_delay": 0})
         other_refs += await client.submit_removals(other, [RemovalRequest(item, n, "leaver")], f"leaver-2-{n}")
@@ -159,8 +174,13 @@ async def test_every_request_the_adapter_sends_matches_the_spec(
     with sim.lock:
         entries = [e for e in sim.log if e.path != "/oauth/token"]
     operations = {(e.method, e.path.split("/identities/")[0]) for e in entries}
-    assert {("POST", "/v3/search"), ("GET", "/v3/search"), ("POST", "/v3/access-requests"),
-            ("GET", "/v3/access-request-status"), ("POST", "/v3/access-requests/cancel")} <= operations
+    assert {
+        ("POST", "/v3/search"),
+        ("GET", "/v3/search"),
+        ("POST", "/v3/access-requests"),
+        ("GET", "/v3/access-request-status"),
+        ("POST", "/v3/access-requests/cancel"),
+    } <= operations
     api, _ = spec
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -182,28 +202,37 @@ async def test_every_simulator_answer_to_the_adapter_matches_the_spec(
         body = json.loads(content) if content else None
         sent = json.loads(request.content) if request.content else None
         statuses.add((request.method, url.path.split("/identities/")[0], response.status_code))
-        check_response(spec, mock_request(request.method, url.path, url.query, sent), response.status_code, body,
-                       {"X-Total-Count": response.headers["x-total-count"]} if "x-total-count" in response.headers
-                       else None)
+        check_response(
+            spec,
+            mock_request(request.method, url.path, url.query, sent),
+            response.status_code,
+            body,
+            {"X-Total-Count": response.headers["x-total-count"]} if "x-total-count" in response.headers else None,
+        )
     assert ("POST", "/v3/access-requests/cancel", 400) in statuses
     assert ("POST", "/v3/access-requests", 202) in statuses
 
 
 def _token(client: httpx.Client, client_id: str, secret: str) -> dict[str, str]:
-    resp = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
-                                             "client_secret": secret})
+    resp = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
 
 def test_simulator_error_answers_match_the_spec(
-    served: tuple[IscSimulator, str], spec: Spec,
+    served: tuple[IscSimulator, str],
+    spec: Spec,
 ) -> None:
     sim, url = served
     with httpx.Client(base_url=url) as http:
         pat = _token(http, PAT_CLIENT_ID, PAT_CLIENT_SECRET)
         api_client = _token(http, API_CLIENT_ID, API_CLIENT_SECRET)
-        revoke = {"requestType": "REVOKE_ACCESS", "requestedFor": ["a", "b"],
-                  "requestedItems": [{"type": "ROLE", "id": "x", "comment": "c"}]}
+        revoke = {
+            "requestType": "REVOKE_ACCESS",
+            "requestedFor": ["a", "b"],
+            "requestedItems": [{"type": "ROLE", "id": "x", "comment": "c"}],
+        }
         cases: list[tuple[str, str, dict[str, str], Any, dict[str, str], int]] = [
             ("POST", "/v3/access-requests", {}, revoke, pat, 400),
             ("POST", "/v3/access-requests", {}, revoke, api_client, 403),

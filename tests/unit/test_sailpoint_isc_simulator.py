@@ -37,8 +37,9 @@ def server() -> Iterator[tuple[IscSimulator, str]]:
 
 
 def token(http: httpx.Client, client_id: str = PAT_CLIENT_ID, secret: str = PAT_CLIENT_SECRET) -> dict[str, str]:
-    resp = http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id,
-                                           "client_secret": secret})
+    resp = http.post(
+        "/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
     assert resp.status_code == 200, resp.text
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
@@ -59,8 +60,12 @@ class Isc:
         self.http.post("/_clock", json={"advance": seconds})
 
     def search(self, query: str, **params: Any) -> httpx.Response:
-        return self.http.post("/v3/search", params=params, headers=self.auth,
-                              json={"indices": ["identities"], "query": {"query": query}, "sort": ["id"]})
+        return self.http.post(
+            "/v3/search",
+            params=params,
+            headers=self.auth,
+            json={"indices": ["identities"], "query": {"query": query}, "sort": ["id"]},
+        )
 
     def person(self, username: str) -> dict[str, Any]:
         [doc] = self.search(f'attributes.uid:"{username}"').json()
@@ -74,12 +79,26 @@ class Isc:
     def revoke(self, username: str, *names: str, key: str = "k", **extra: Any) -> httpx.Response:
         doc = self.person(username)
         catalog = {i.name: i for i in self.sim.items.values()}  # by name, held or not
-        items = [{"type": catalog[n].type, "id": catalog[n].id, "comment": "leaver",
-                  "clientMetadata": {"leaverKey": key, "leaverItem": f"{catalog[n].type}:{catalog[n].id}"}, **extra}
-                 for n in names]
-        return self.http.post("/v3/access-requests", headers=self.auth, json={
-            "requestType": "REVOKE_ACCESS", "requestedFor": [doc["id"]], "requestedItems": items,
-            "clientMetadata": {"leaverKey": key}})
+        items = [
+            {
+                "type": catalog[n].type,
+                "id": catalog[n].id,
+                "comment": "leaver",
+                "clientMetadata": {"leaverKey": key, "leaverItem": f"{catalog[n].type}:{catalog[n].id}"},
+                **extra,
+            }
+            for n in names
+        ]
+        return self.http.post(
+            "/v3/access-requests",
+            headers=self.auth,
+            json={
+                "requestType": "REVOKE_ACCESS",
+                "requestedFor": [doc["id"]],
+                "requestedItems": items,
+                "clientMetadata": {"leaverKey": key},
+            },
+        )
 
     def rows(self, **params: Any) -> list[dict[str, Any]]:
         resp = self.http.get("/v3/access-request-status", params=params, headers=self.auth)
@@ -114,9 +133,13 @@ def assert_error(resp: httpx.Response, status: int, cause: str | None = None) ->
 def test_tokens_by_form_query_or_basic(isc: Isc) -> None:
     form = {"grant_type": "client_credentials", "client_id": PAT_CLIENT_ID, "client_secret": PAT_CLIENT_SECRET}
     basic = base64.b64encode(f"{PAT_CLIENT_ID}:{PAT_CLIENT_SECRET}".encode()).decode()
-    answers = [isc.http.post("/oauth/token", data=form), isc.http.post("/oauth/token", params=form),
-               isc.http.post("/oauth/token", params={"grant_type": "client_credentials"},
-                             headers={"Authorization": f"Basic {basic}"})]
+    answers = [
+        isc.http.post("/oauth/token", data=form),
+        isc.http.post("/oauth/token", params=form),
+        isc.http.post(
+            "/oauth/token", params={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+        ),
+    ]
     for resp in answers:
         body = resp.json()
         assert resp.status_code == 200 and body["expires_in"] == 749 and body["token_type"] == "bearer"
@@ -147,8 +170,11 @@ def test_api_authority_may_search_but_not_request(isc: Isc) -> None:
     api = token(isc.http, API_CLIENT_ID, API_CLIENT_SECRET)
     assert isc.http.post("/v3/search", json={"query": {"query": "*"}}, headers=api).status_code == 200
     assert isc.http.get("/v3/accounts", headers=api).status_code == 200
-    for method, path, body in [("POST", "/v3/access-requests", {}), ("GET", "/v3/access-request-status", None),
-                               ("POST", "/v3/access-requests/cancel", {"accountActivityId": "x", "comment": "c"})]:
+    for method, path, body in [
+        ("POST", "/v3/access-requests", {}),
+        ("GET", "/v3/access-request-status", None),
+        ("POST", "/v3/access-requests/cancel", {"accountActivityId": "x", "comment": "c"}),
+    ]:
         assert_error(isc.http.request(method, path, json=body, headers=api), 403, "API authority")
 
 
@@ -206,8 +232,11 @@ def test_search_by_id_and_paging(isc: Isc) -> None:
     assert_error(isc.search('email:"unbalanced'), 400)
     slim = isc.http.post("/v3/search", headers=isc.auth, json={"query": {"query": "name:jdoe"}, "includeNested": False})
     assert "access" not in slim.json()[0]
-    after = isc.http.post("/v3/search", headers=isc.auth,
-                          json={"query": {"query": "*"}, "sort": ["id"], "searchAfter": [everyone.json()[0]["id"]]})
+    after = isc.http.post(
+        "/v3/search",
+        headers=isc.auth,
+        json={"query": {"query": "*"}, "sort": ["id"], "searchAfter": [everyone.json()[0]["id"]]},
+    )
     assert after.json()[0]["id"] == everyone.json()[1]["id"]
     assert_error(isc.http.get(f"/v3/search/identities/{'0' * 32}", headers=isc.auth), 404)
     assert_error(isc.http.get(f"/v3/search/nothing/{jdoe['id']}", headers=isc.auth), 400)
@@ -215,12 +244,18 @@ def test_search_by_id_and_paging(isc: Isc) -> None:
 
 def test_accounts_filter(isc: Isc) -> None:
     jdoe = isc.person("jdoe")
-    resp = isc.http.get("/v3/accounts", headers=isc.auth,
-                        params={"filters": 'nativeIdentity eq "cn=jdoe,ou=users,o=example"', "count": "true"})
+    resp = isc.http.get(
+        "/v3/accounts",
+        headers=isc.auth,
+        params={"filters": 'nativeIdentity eq "cn=jdoe,ou=users,o=example"', "count": "true"},
+    )
     assert [(a["identityId"], a["sourceName"]) for a in resp.json()] == [(jdoe["id"], "Corporate Directory")]
     assert resp.headers["x-total-count"] == "1"
-    both = isc.http.get("/v3/accounts", headers=isc.auth, params={
-        "filters": f'identityId eq "{jdoe["id"]}" and nativeIdentity in ("jdoe","nobody")'}).json()
+    both = isc.http.get(
+        "/v3/accounts",
+        headers=isc.auth,
+        params={"filters": f'identityId eq "{jdoe["id"]}" and nativeIdentity in ("jdoe","nobody")'},
+    ).json()
     assert both and {a["nativeIdentity"] for a in both} == {"jdoe"}
     assert_error(isc.http.get("/v3/accounts", headers=isc.auth, params={"filters": 'uuid eq "x"'}), 400, "uuid")
     assert_error(isc.http.get("/v3/accounts", headers=isc.auth, params={"filters": 'name gt "x"'}), 400, "gt")
@@ -256,8 +291,13 @@ def test_accounts_filter(isc: Isc) -> None:
 def test_each_invalid_revoke_is_a_400(isc: Isc, change: Any, cause: str) -> None:
     doc = isc.person("jdoe")
     held = {a["name"]: a for a in doc["access"]}
-    body: dict[str, Any] = {"requestType": "REVOKE_ACCESS", "requestedFor": [doc["id"]], "requestedItems": [
-        {"type": held[n]["type"], "id": held[n]["id"], "comment": "leaver"} for n in ("Sales Global", "VPN Users")]}
+    body: dict[str, Any] = {
+        "requestType": "REVOKE_ACCESS",
+        "requestedFor": [doc["id"]],
+        "requestedItems": [
+            {"type": held[n]["type"], "id": held[n]["id"], "comment": "leaver"} for n in ("Sales Global", "VPN Users")
+        ],
+    }
     change(body)
     assert_error(isc.http.post("/v3/access-requests", json=body, headers=isc.auth), 400, cause)
     assert_error(isc.http.post("/v3/access-requests", content=b"{nope", headers=isc.auth), 400, "JSON")
@@ -286,9 +326,15 @@ def test_a_valid_revoke_is_accepted_with_ids(isc: Isc) -> None:
 
 
 def test_self_revoke_is_refused(isc: Isc) -> None:
-    resp = isc.http.post("/v3/access-requests", headers=isc.auth, json={
-        "requestType": "REVOKE_ACCESS", "requestedFor": [isc.sim.tokens[isc.auth["Authorization"][7:]].identity_id],
-        "requestedItems": [{"type": "ROLE", "id": "x", "comment": "c"}]})
+    resp = isc.http.post(
+        "/v3/access-requests",
+        headers=isc.auth,
+        json={
+            "requestType": "REVOKE_ACCESS",
+            "requestedFor": [isc.sim.tokens[isc.auth["Authorization"][7:]].identity_id],
+            "requestedItems": [{"type": "ROLE", "id": "x", "comment": "c"}],
+        },
+    )
     assert_error(resp, 400)
 
 
@@ -334,12 +380,18 @@ def test_transitions_over_the_clock_and_index_lag(isc: Isc) -> None:
 
     first = row()
     assert (first["state"], first["cancelable"], first["approvalDetails"][0]["status"]) == (
-        "EXECUTING", True, "PENDING")
+        "EXECUTING",
+        True,
+        "PENDING",
+    )
     assert [p["name"] for p in first["accessRequestPhases"]] == ["APPROVAL_PHASE"]
     isc.advance(5.5)
     second = row()
     assert (second["state"], second["cancelable"], second["approvalDetails"][0]["status"]) == (
-        "EXECUTING", False, "APPROVED")
+        "EXECUTING",
+        False,
+        "APPROVED",
+    )
     assert second["accessRequestPhases"][1]["state"] == "EXECUTING"
     isc.advance(3)
     assert row()["state"] == "PROVISIONING_VERIFICATION_PENDING"
@@ -389,22 +441,41 @@ def test_remove_date_holds_the_request(isc: Isc) -> None:
 def test_cancel_rules(isc: Isc) -> None:
     isc.config(approval_delay=10)
     request_id = isc.revoke("jdoe", "Sales Global", "Jira Developers").json()["newRequests"][0]["accessRequestIds"][0]
-    assert_error(isc.http.post("/v3/access-requests/cancel", headers=isc.auth,
-                               json={"accountActivityId": request_id}), 400, "comment")
-    resp = isc.http.post("/v3/access-requests/cancel", headers=isc.auth,
-                         json={"accountActivityId": request_id, "comment": "rehire evt-456"})
+    assert_error(
+        isc.http.post("/v3/access-requests/cancel", headers=isc.auth, json={"accountActivityId": request_id}),
+        400,
+        "comment",
+    )
+    resp = isc.http.post(
+        "/v3/access-requests/cancel",
+        headers=isc.auth,
+        json={"accountActivityId": request_id, "comment": "rehire evt-456"},
+    )
     assert resp.status_code == 202 and resp.json() == {}
     rows = isc.rows()
     assert {(r["state"], r["cancelable"]) for r in rows} == {("CANCELLED", False)}
     assert rows[0]["cancelledRequestDetails"]["comment"] == "rehire evt-456"
-    assert_error(isc.http.post("/v3/access-requests/cancel", headers=isc.auth,
-                               json={"accountActivityId": request_id, "comment": "again"}), 400, "cannot be cancelled")
-    assert_error(isc.http.post("/v3/access-requests/cancel", headers=isc.auth,
-                               json={"accountActivityId": "0" * 32, "comment": "x"}), 404)
+    assert_error(
+        isc.http.post(
+            "/v3/access-requests/cancel", headers=isc.auth, json={"accountActivityId": request_id, "comment": "again"}
+        ),
+        400,
+        "cannot be cancelled",
+    )
+    assert_error(
+        isc.http.post(
+            "/v3/access-requests/cancel", headers=isc.auth, json={"accountActivityId": "0" * 32, "comment": "x"}
+        ),
+        404,
+    )
     later = isc.revoke("jdoe", "VPN Users").json()["newRequests"][0]["accessRequestIds"][0]
     isc.advance(11)
-    assert_error(isc.http.post("/v3/access-requests/cancel", headers=isc.auth,
-                               json={"accountActivityId": later, "comment": "late"}), 400)
+    assert_error(
+        isc.http.post(
+            "/v3/access-requests/cancel", headers=isc.auth, json={"accountActivityId": later, "comment": "late"}
+        ),
+        400,
+    )
     assert {"Sales Global", "Jira Developers"} <= set(isc.access("jdoe"))
 
 
@@ -425,8 +496,11 @@ def test_status_filters_sorters_and_paging(isc: Isc) -> None:
     second = isc.rows(sorters="created")[1]["created"]
     assert [r["accessRequestId"] for r in isc.rows(sorters="created", filters=f'created ge "{second}"')] == ids[1:]
     assert [r["accessRequestId"] for r in isc.rows(sorters="created", filters=f"created ge {second}")] == ids[1:]
-    resp = isc.http.get("/v3/access-request-status", headers=isc.auth,
-                        params={"sorters": "created", "limit": 2, "offset": 1, "count": "true"})
+    resp = isc.http.get(
+        "/v3/access-request-status",
+        headers=isc.auth,
+        params={"sorters": "created", "limit": 2, "offset": 1, "count": "true"},
+    )
     assert [r["accessRequestId"] for r in resp.json()] == ids[1:] and resp.headers["x-total-count"] == "3"
     assert len(isc.rows(**{"regarding-identity": jdoe})) == 3
     assert isc.rows(**{"requested-for": isc.person("asmith")["id"]}) == []
@@ -452,8 +526,9 @@ def test_status_lag_and_tenants_without_the_in_filter(isc: Isc) -> None:
     assert isc.rows() == []
     isc.advance(5)
     assert len(isc.rows(filters=f'accessRequestId eq "{request_id}"')) == 1
-    resp = isc.http.get("/v3/access-request-status", headers=isc.auth,
-                        params={"filters": f'accessRequestId in ("{request_id}")'})
+    resp = isc.http.get(
+        "/v3/access-request-status", headers=isc.auth, params={"filters": f'accessRequestId in ("{request_id}")'}
+    )
     assert_error(resp, 400, "in")
 
 
@@ -479,8 +554,15 @@ def test_throttling_is_100_per_token_per_10_seconds(isc: Isc) -> None:
 
 
 def test_injected_faults_use_isc_bodies(isc: Isc) -> None:
-    isc.http.post("/_faults", json={"rules": [{"path": "/v3/accounts", "status": 500, "count": 1},
-                                              {"path": "/v3/accounts", "status": 429, "retry_after": 3, "count": 1}]})
+    isc.http.post(
+        "/_faults",
+        json={
+            "rules": [
+                {"path": "/v3/accounts", "status": 500, "count": 1},
+                {"path": "/v3/accounts", "status": 429, "retry_after": 3, "count": 1},
+            ]
+        },
+    )
     first = isc.http.get("/v3/accounts", headers=isc.auth)
     assert first.status_code == 500 and first.json()["detailCode"] == "500.0 Internal Fault"
     second = isc.http.get("/v3/accounts", headers=isc.auth)
@@ -492,7 +574,11 @@ def test_injected_faults_use_isc_bodies(isc: Isc) -> None:
 def test_config_keys(isc: Isc) -> None:
     config = isc.http.get("/_config").json()
     assert {k: config[k] for k in ("approval_delay", "fulfil_delay", "verify_delay", "outcome")} == {
-        "approval_delay": 0.0, "fulfil_delay": 1.0, "verify_delay": 2.0, "outcome": "completed"}
+        "approval_delay": 0.0,
+        "fulfil_delay": 1.0,
+        "verify_delay": 2.0,
+        "outcome": "completed",
+    }
     assert {"token_lifetime", "page_size_max", "legacy_empty_202", "rate_limit_per_10s"} <= set(config)
     assert isc.config(outcome="rejected")["outcome"] == "rejected"
     assert isc.http.post("/_config", json={"outcome": "maybe"}).status_code == 400
