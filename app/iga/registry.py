@@ -14,6 +14,7 @@ from app.settings import TargetSettings
 ADAPTERS: dict[str, str] = {
     "netiq-ig": "app.iga.netiq_ig:NetIqIgClient",
     "sailpoint-isc": "app.iga.sailpoint_isc:SailPointIscClient",
+    "idhub": "app.iga.idhub:IdHubClient",
 }
 
 ClientFactory = Callable[..., IgaClient]

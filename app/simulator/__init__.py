@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SIMULATORS: dict[str, str] = {
     "netiq-ig": "app.simulator.netiq_ig",
     "sailpoint-isc": "app.simulator.sailpoint_isc",
+    "idhub": "app.simulator.idhub",
 }
 
 
