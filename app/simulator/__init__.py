@@ -38,6 +38,8 @@ class SimulatorSpec:
     test_config: dict[str, Any] = field(default_factory=dict)
     #: Adapter options that make it ask for pages of 3 (the contract suite checks paging with them).
     small_pages: dict[str, Any] = field(default_factory=dict)
+    #: Whether the system's API can withdraw a submitted request (a rehire asks it to).
+    withdraws: bool = True
 
 
 def simulator_spec(system: str) -> SimulatorSpec:

@@ -171,7 +171,17 @@ class SimulatorBase:
 
 
 ErrorBody = Callable[[int], Any]
-_SECRET_FIELDS = {"password", "client_secret", "token", "refresh_token", "access_token", "assertion"}
+_SECRET_FIELDS = {
+    "password",
+    "client_secret",
+    "token",
+    "refresh_token",
+    "access_token",
+    "assertion",
+    "client_assertion",
+    "subject_token",
+    "actor_token",
+}
 
 
 def _loggable_body(raw: bytes, content_type: str) -> Any:

@@ -54,6 +54,7 @@ SPEC = SimulatorSpec(
     demo_target=demo_target,
     test_config={"approval_delay": 0, "fulfil_delay": 0.2, "verify_delay": 0.3},
     small_pages={"page_size": 3},
+    withdraws=False,  # IDHub offers no API to withdraw a submitted request
 )
 
 __all__ = ["SERVICE_USER", "SPEC", "IdHubSimulator", "SimConfig", "create_app", "demo_target"]
