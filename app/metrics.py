@@ -24,3 +24,6 @@ ATTENTION = Gauge("leaver_needs_attention", "What waits for an operator, by kind
 OLDEST_OPEN_CASE = Gauge("leaver_oldest_open_case_age_seconds", "Age of the oldest case not yet terminal")
 QUEUE_DEPTH = Gauge("leaver_queue_due_jobs", "Jobs due now and not yet worked")
 OLDEST_DUE_JOB = Gauge("leaver_oldest_due_job_age_seconds", "How long the oldest due job has waited")
+HOLDS_ESCALATED = Counter(
+    "leaver_holds_escalated_total", "Held items no operator decided on within the escalation time", ["target"]
+)

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     max_step_attempts: int = Field(8, ge=1)
     #: How long a removal the IGA reported done may still show in the access list.
     verify_grace_seconds: float = Field(3600.0, ge=0)
+    #: A held item no operator has decided on after this long is escalated (flagged, counted, logged).
+    hold_escalate_after_seconds: float | None = Field(None, gt=0)
     #: Tracking polls: first wait, then doubled up to the maximum.
     track_initial_seconds: float = Field(2.0, gt=0)
     track_max_seconds: float = Field(900.0, gt=0)

@@ -9,11 +9,14 @@ one case of a person may do to another is in `app.worker.overlap`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import structlog
 
 from app import faults
 from app.domain import ITEM_TERMINAL, CaseState, IgaStatus, ItemState, UserIdentifiers, is_due
 from app.iga.base import UserNotFound
+from app.metrics import HOLDS_ESCALATED
 from app.policy.evaluate import evaluate
 from app.runtime import Runtime
 from app.store.models import PlanItem, utcnow
@@ -28,6 +31,8 @@ from app.worker.overlap import (
 )
 from app.worker.submission import apply_status, step_submit
 from app.worker.unit import Resolved, Snapshot, Tx, write
+
+log = structlog.get_logger(__name__)
 
 
 async def step_resolve(rt: Runtime, claim: Claim, snap: Snapshot) -> None:
@@ -207,10 +212,37 @@ async def step_verify(rt: Runtime, claim: Claim, snap: Resolved) -> None:
             return
         tx.changes.case(tx.case, CaseState.TRACKING, "open items remain (scheduled, held or awaiting verification)")
         next_due = min((i.due_at for i in items if i.state == ItemState.SCHEDULED and i.due_at), default=None)
+        escalation = _escalate_holds(rt, tx)
+        if escalation is not None:
+            next_due = min(next_due, escalation) if next_due else escalation
         tx.case.polls += 1
         # Only held or scheduled items left: look again daily (or when one falls due).
         recheck = now + (_backoff(rt, tx.case.polls) if waiting else timedelta(days=1))
         await tx.schedule(min(recheck, next_due) if next_due else recheck)
+
+
+ESCALATED = "escalated"
+
+
+def _escalate_holds(rt: Runtime, tx: Tx) -> datetime | None:
+    """Held items nobody decided on within LEAVER_HOLD_ESCALATE_AFTER_SECONDS are flagged once (on
+    the item, in the audit, a metric and a warning); returns when the next one falls due."""
+    after = rt.settings.hold_escalate_after_seconds
+    if after is None:
+        return None
+    limit, upcoming = timedelta(seconds=after), []
+    for item in tx.case.items:
+        if item.state != ItemState.HELD or (item.note or "").startswith(ESCALATED):
+            continue
+        if tx.now - item.updated_at >= limit:
+            hours = after / 3600
+            note = f"{ESCALATED}: held {hours:g} h without an operator's decision ({item.reason})"
+            tx.changes.item_note(item, note, event_id=tx.case.event_id)
+            HOLDS_ESCALATED.labels(tx.case.target).inc()
+            log.warning("item.hold_escalated", case=tx.case.id, item=item.id, target=tx.case.target, hours=hours)
+        else:
+            upcoming.append(item.updated_at + limit)
+    return min(upcoming, default=None)
 
 
 Step = Callable[[Runtime, Claim, Resolved], Awaitable[None]]
