@@ -27,7 +27,6 @@ from typing import Any
 from unittest import mock
 
 import httpx
-from app.simulator.base import FaultRule, Faults, Submission
 from fastapi import FastAPI
 from sqlalchemy import select, text, update
 
@@ -35,6 +34,7 @@ from app.main import create_app as create_api
 from app.runtime import Runtime, build_runtime
 from app.settings import TargetSettings
 from app.simulator import simulator_spec
+from app.simulator.base import FaultRule, Faults, Submission
 from app.store.models import Case, Job, PlanItem, utcnow
 from app.store.queue import Claim, LeaseLost, claim_jobs
 from app.worker.loop import run_case

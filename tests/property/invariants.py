@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from app.simulator.base import Submission
 from sqlalchemy import select
 
 from app.domain import ITEM_TERMINAL
+from app.simulator.base import Submission
 from app.store.models import Audit, Case, Event, IgaRequest, PlanItem
 from tests.property.harness import TARGET, Harness
 
