@@ -82,13 +82,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(422, "the request is not valid", errors=validation_errors(exc.errors()))
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if database_unavailable(exc):
             log.warning("api.database_unavailable", path=request.url.path, error=type(exc).__name__)
             return problem_response(503, "the database is unavailable; retry later", {"Retry-After": "5"})
         log.error("api.unexpected_error", path=request.url.path, error=type(exc).__name__)
         return problem_response(500, "internal error; it has been logged")
+
+    # The database's errors are answered as handled exceptions (503, or 500 for a query's bug);
+    # anything else still reaches the last-resort handler and is answered 500, never plain text.
+    for kind in (DBAPIError, PoolTimeout, OSError, ConnectionError):
+        app.add_exception_handler(kind, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def database_unavailable(exc: BaseException) -> bool:
