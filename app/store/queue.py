@@ -6,6 +6,7 @@ SQLite: every transaction is `BEGIN IMMEDIATE`, so claims serialise within the o
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -61,16 +62,26 @@ async def fence(session: AsyncSession, claim: Claim, lease: float) -> None:
         raise LeaseLost(f"job {claim.job_id} was claimed by another worker")
 
 
-async def renew(sessions: async_sessionmaker[AsyncSession], claim: Claim, lease: float) -> bool:
+class Renewal(enum.Enum):
+    RENEWED = "renewed"
+    FREED = "freed"  # we gave the job up ourselves (scheduled for later, or finished): stop renewing
+    LOST = "lost"  # another worker claimed it since: our work must stop
+
+
+async def renew(sessions: async_sessionmaker[AsyncSession], claim: Claim, lease: float) -> Renewal:
     """Extend a lease we still hold. A job its worker has already freed (scheduled for later,
-    `lease_until` NULL) stays free: a late renewal must not lease it again to nobody."""
+    `lease_until` NULL, or done and deleted) stays free: a late renewal must not lease it again to
+    nobody. Only a job claimed by someone else since is lost."""
     async with sessions() as session, session.begin():
         result = await session.execute(
             update(Job)
             .where(Job.id == claim.job_id, Job.claims == claim.token, Job.lease_until.is_not(None))
             .values(lease_until=utcnow() + timedelta(seconds=lease))
         )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return Renewal.RENEWED
+        claims = await session.scalar(select(Job.claims).where(Job.id == claim.job_id))
+    return Renewal.FREED if claims is None or claims == claim.token else Renewal.LOST
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], claim: Claim, run_at: datetime | None = None) -> None:

@@ -24,7 +24,7 @@ from app.iga.base import IgaNotSent, IgaPermanentError
 from app.metrics import JOBS_CLAIMED
 from app.runtime import Runtime
 from app.store.models import Job, utcnow
-from app.store.queue import Claim, LeaseLost, claim_jobs, release, renew
+from app.store.queue import Claim, LeaseLost, Renewal, claim_jobs, release, renew
 from app.store.wakeups import listen_for_work
 from app.worker.steps import STEPS, step_resolve
 from app.worker.unit import Tx, snapshot, write
@@ -198,10 +198,11 @@ class Worker:
                 await asyncio.wait_for(finished.wait(), timeout=interval)
                 return
             try:
-                if not await renew(self.rt.sessions, claim, self.rt.settings.lease_seconds):
-                    if work is not None and not finished.is_set():
-                        log.warning("worker.lease_lost", case=claim.case_id, detail="renewal refused")
-                        work.cancel()
+                renewal = await renew(self.rt.sessions, claim, self.rt.settings.lease_seconds)
+                if renewal is Renewal.LOST and work is not None and not finished.is_set():
+                    log.warning("worker.lease_lost", case=claim.case_id, detail="another worker holds the job")
+                    work.cancel()
+                if renewal is not Renewal.RENEWED:
                     return
             except (SQLAlchemyError, OSError):
                 log.warning("worker.lease_renew_failed", case=claim.case_id)

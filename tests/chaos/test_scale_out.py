@@ -37,7 +37,7 @@ from app.settings import TargetSettings
 from app.simulator import simulator_spec
 from app.store.intake import store_event
 from app.store.models import Job
-from app.store.queue import claim_jobs, renew
+from app.store.queue import Renewal, claim_jobs, renew
 from app.worker.unit import write
 from tests.chaos.conftest import (
     Row,
@@ -295,13 +295,19 @@ async def test_a_late_lease_renewal_does_not_lease_a_job_its_worker_freed(databa
         event = LeaverEvent.model_validate(event_body("jdoe"))
         await store_event(rt.sessions, event, targets=[target.name], webhook_id=None)
         (claim,) = await claim_jobs(rt.sessions, "w1", 30, 1, postgres=rt.postgres)
-        assert await renew(rt.sessions, claim, 30)  # held: renewed
+        assert await renew(rt.sessions, claim, 30) is Renewal.RENEWED  # held: renewed
 
         async with write(rt, claim) as tx:
             await tx.schedule(tx.now + timedelta(seconds=60))  # freed until its next poll
-        assert not await renew(rt.sessions, claim, 30)
+        assert await renew(rt.sessions, claim, 30) is Renewal.FREED  # freed by itself: not lost
         async with rt.sessions() as session:
             job = await session.get(Job, claim.job_id)
         assert job is not None and job.lease_until is None and job.lease_owner is None
+        async with rt.sessions() as session, session.begin():
+            due = await session.get(Job, claim.job_id)
+            assert due is not None
+            due.run_at = due.created_at  # its next poll has come: another worker claims it
+        assert len(await claim_jobs(rt.sessions, "w2", 30, 1, postgres=rt.postgres)) == 1
+        assert await renew(rt.sessions, claim, 30) is Renewal.LOST
     finally:
         await rt.aclose()
