@@ -31,6 +31,8 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,
+            # JSON keeps a log.exception's traceback as structured data (the console renders its own).
+            *([structlog.processors.dict_tracebacks] if fmt == "json" else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

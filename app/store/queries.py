@@ -173,5 +173,10 @@ async def sent_elsewhere(
 
 async def wake_case(session: AsyncSession, case_id: int, now: datetime) -> None:
     """Have another case looked at now (its items changed under it): due at once, and if a worker
-    holds it right now, its next schedule runs at once too (`nudged`)."""
-    await session.execute(update(Job).where(Job.case_id == case_id).values(run_at=now, nudged=True))
+    holds it right now, its next schedule runs at once too (`nudged`). A job row another
+    transaction has locked is left alone rather than waited for: that worker holds the job and may
+    be waiting for this person's lock, which we hold (waiting would deadlock); it reads the items
+    afresh in its own transaction anyway."""
+    job_id = await session.scalar(select(Job.id).where(Job.case_id == case_id).with_for_update(skip_locked=True))
+    if job_id is not None:
+        await session.execute(update(Job).where(Job.id == job_id).values(run_at=now, nudged=True))
