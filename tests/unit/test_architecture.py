@@ -73,12 +73,9 @@ def test_only_the_state_owner_assigns_a_state() -> None:
     assert not offenders, f"state assigned outside store/transitions.py: {offenders}"
 
 
-#: Modules still over 400 lines, each to be split by concern (wire shapes, state, routes); until
-#: then none may grow. Everything else, and the worker above all, stays within 400.
+#: The two first simulators are still one module each, to be split by concern (wire shapes,
+#: state, routes); until then neither may grow. Everything else, the worker above all, stays within 400.
 KNOWN_LONG = {
-    "iga/netiq_ig.py": 610,
-    "iga/sailpoint_isc.py": 590,
-    "policy/model.py": 440,
     "simulator/netiq_ig.py": 1440,
     "simulator/sailpoint_isc.py": 1460,
 }

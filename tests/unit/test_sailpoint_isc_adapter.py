@@ -18,6 +18,7 @@ from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRe
 from app.iga.base import AmbiguousUser, IgaClient, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.registry import build_client
 from app.iga.sailpoint_isc import SailPointIscClient, SailPointIscOptions
+from app.iga.sailpoint_isc.wire import access_item, pick_row, row_state
 from app.simulator.base import FaultRule, LogEntry
 from app.simulator.demo_users import DemoPerson
 from app.simulator.sailpoint_isc import (
@@ -278,9 +279,9 @@ async def test_list_access_maps_types_grants_and_sources(client: SailPointIscCli
     ],
 )
 def test_grant_source_from_revocable_and_standalone(raw: dict[str, Any], granted_by: str, removable: bool) -> None:
-    got = SailPointIscClient._access_item(raw)
+    got = access_item(raw)
     assert got is not None and (got.granted_by, got.removable) == (granted_by, removable)
-    assert SailPointIscClient._access_item({"type": "APP", "id": "x"}) is None
+    assert access_item({"type": "APP", "id": "x"}) is None
 
 
 # ---- statuses
@@ -322,8 +323,8 @@ async def test_state_mapping(
 
 def test_terminated_mapping_is_an_option_and_unknown_states_stay_pending(served: tuple[IscSimulator, str]) -> None:
     c = make_client(served[1], terminated_as="cancelled")
-    assert c._state({"state": "TERMINATED"}).status is IgaStatus.CANCELLED
-    assert c._state({"state": "SOMETHING_NEW"}).status is IgaStatus.PENDING
+    assert row_state({"state": "TERMINATED"}, c.options).status is IgaStatus.CANCELLED
+    assert row_state({"state": "SOMETHING_NEW"}, c.options).status is IgaStatus.PENDING
 
 
 def test_row_of_an_adopted_foreign_request() -> None:
@@ -331,10 +332,10 @@ def test_row_of_an_adopted_foreign_request() -> None:
     ours = {"accessRequestId": "r", "type": "ENTITLEMENT", "clientMetadata": {"leaverItem": "ENTITLEMENT:e1"}}
     other = {"accessRequestId": "r", "type": "ROLE", "state": "EXECUTING", "clientMetadata": None}
     foreign = {"accessRequestId": "r", "type": "ENTITLEMENT", "state": "EXECUTING", "clientMetadata": {"x": "y"}}
-    assert SailPointIscClient._pick_row(ref, [other, ours]) is ours
-    assert SailPointIscClient._pick_row(ref, [other, foreign]) is foreign
-    assert SailPointIscClient._pick_row(ref, [other]) is other
-    assert SailPointIscClient._pick_row(ref, []) is None
+    assert pick_row(ref, [other, ours]) is ours
+    assert pick_row(ref, [other, foreign]) is foreign
+    assert pick_row(ref, [other]) is other
+    assert pick_row(ref, []) is None
 
 
 # ---- paging
