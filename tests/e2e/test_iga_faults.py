@@ -29,7 +29,8 @@ def test_a_refused_submission_fails_its_items_at_once_with_the_iga_message(make_
 def test_outage_past_the_retry_budget_is_a_dead_letter_and_retry_does_not_resubmit(
     make_stack: Callable[..., Stack],
 ) -> None:
-    stack = make_stack(max_step_attempts=2)
+    # Fulfilment takes a (simulated) minute, so status polls happen whatever the machine's load.
+    stack = make_stack(max_step_attempts=2, sim_config={"fulfil_delay": 60})
     # Submissions go through; every status poll afterwards fails.
     stack.sim.fault("status", status=503)
     event_id = stack.send(event_body("asmith")).json()["event_id"]
@@ -42,6 +43,7 @@ def test_outage_past_the_retry_budget_is_a_dead_letter_and_retry_does_not_resubm
     assert submitted_before
 
     stack.sim.clear_faults()
+    stack.sim.advance(120)  # the IGA has finished meanwhile
     assert stack.ops(f"/ops/cases/{case['case_id']}/retry").status_code == 200
     (case,) = stack.wait_case(event_id, timeout=60)["cases"]
     assert case["state"] == "done"
