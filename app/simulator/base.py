@@ -1,150 +1,187 @@
-"""What every IGA simulator shares: a request log, fault injection, a controllable clock, the
-`/_log`, `/_faults`, `/_clock`, `/_config`, `/_reset` control routes, and the probes every test
-reads instead of a system's wire format: which submissions the IGA acted on (`submissions()`,
-`GET /_probe/submissions`), which requests it withdrew (`withdrawn()`), a demo user's IGA ID.
+"""What every IGA simulator shares, so that tests read one vocabulary instead of each wire format
+(`records` holds the plain records: clock, fault rules, log entries, submissions, withdrawals):
 
-Only the system-specific wire format lives in each simulator module.
+- the standard configuration (`SimConfig`, `/_config`), the request log (`/_log`), fault injection
+  (`/_faults`), a clock tests move instead of sleeping (`/_clock`), `/_reset`;
+- one way to answer an error (`SimError`, `install_error_handlers`, from `errors`) and to cut a
+  page (`Paging`, from `paging`), each system passing its own error body and parameter names;
+- the probes: which removals the IGA acted on (`submissions()`, `GET /_probe/submissions`), which
+  requests it withdrew (`withdrawn()`), a demo person's IGA ID (`user_id()`).
+
+A system's wire format, IDs and state machine stay in its own package; none shares adapter code.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import dataclasses
 import fnmatch
-import json
 import random
 import threading
 import time
-import urllib.parse
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from app.simulator.demo_users import DemoPerson
+from app.simulator.errors import ErrorShape, SimError, install_error_handlers
+from app.simulator.paging import Page, Paging, int_param
+from app.simulator.records import FaultRule, Faults, LogEntry, SimClock, Submission, Withdrawal, loggable_body
+
+__all__ = [
+    "OUTCOMES",
+    "ErrorShape",
+    "FaultRule",
+    "Faults",
+    "LogEntry",
+    "Page",
+    "Paging",
+    "SimClock",
+    "SimConfig",
+    "SimError",
+    "Simulator",
+    "SimulatorBase",
+    "SimulatorCore",
+    "Submission",
+    "Withdrawal",
+    "install_error_handlers",
+    "install_simulator_plumbing",
+    "int_param",
+]
 
 
-class SimClock:
-    """Wall time plus an offset that tests move forward instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+#: The outcomes every simulator knows; a system may add its own (`SimConfig.outcomes`).
+OUTCOMES = ("completed", "rejected", "failed", "cancelled")
 
 
-class FaultRule(BaseModel):
-    """One injected failure. Matches by method and path glob (path relative to the simulator)."""
+class SimConfig(BaseModel, extra="forbid", validate_assignment=True):
+    """`/_config`: the keys every simulator shares. A system subclasses it with its own switches
+    and defaults; `POST /_config` is a partial update, validated as a whole."""
 
-    method: str | None = None
-    path: str | None = None
-    status: int = 500
-    retry_after: float | None = None
-    latency: float = 0.0
-    timeout: bool = False
-    when: Literal["before", "after"] = "before"
-    rate: float = Field(default=1.0, ge=0.0, le=1.0)
-    count: int | None = Field(default=None, ge=0)
+    #: The outcomes `outcome` may name (a subclass extends them with the system's own).
+    outcomes: ClassVar[tuple[str, ...]] = OUTCOMES
 
-    def matches(self, method: str, path: str) -> bool:
-        if self.method and self.method.upper() != method.upper():
-            return False
-        return not self.path or fnmatch.fnmatchcase(path, self.path)
+    #: Seconds a new request waits for approval, then for fulfilment, then until its effect shows.
+    approval_delay: float = Field(0.0, ge=0)
+    fulfil_delay: float = Field(1.0, ge=0)
+    verify_delay: float = Field(2.0, ge=0)
+    #: What becomes of the requests submitted from now on.
+    outcome: str = "completed"
+    #: Seconds an access token lives.
+    token_lifetime: float = Field(300.0, gt=0)
+    #: Set true to revoke every token issued so far (an action: it reads false again afterwards).
+    revoke_tokens: bool = False
+    #: The most records one page holds.
+    page_size_max: int = Field(1000, ge=1)
 
-
-class Faults(BaseModel):
-    """The `POST /_faults` body: blanket rates for every call plus specific rules."""
-
-    latency: float = Field(default=0.0, ge=0.0)
-    rate_429: float = Field(default=0.0, ge=0.0, le=1.0)
-    rate_5xx: float = Field(default=0.0, ge=0.0, le=1.0)
-    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    retry_after: float = Field(default=1.0, ge=0.0)
-    hang_seconds: float = Field(default=30.0, ge=0.0)
-    rules: list[FaultRule] = Field(default_factory=list)
+    @field_validator("outcome")
+    @classmethod
+    def _known_outcome(cls, value: str) -> str:
+        if value not in cls.outcomes:
+            raise ValueError(f"must be one of {', '.join(cls.outcomes)}")
+        return value
 
 
-@dataclass
-class LogEntry:
-    method: str
-    path: str
-    query: str
-    body: Any
-    time: float
-    status: int = 0
-    fault: str | None = None
+def config_problem(exc: ValidationError) -> str:
+    """A refused `/_config` update in one line that names the key."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    if first["type"] == "extra_forbidden":
+        return f"invalid simulator config: unknown key {where!r}"
+    return f"invalid simulator config: {where}: {first['msg'].removeprefix('Value error, ')}"
 
 
-@dataclass(frozen=True)
-class Submission:
-    """One removal the IGA acted on (its submit handler accepted the call carrying it)."""
-
-    at: float  # wall-clock time (time.time()), comparable with leaver's audit timestamps
-    user: str  # the IGA's ID of the person
-    item: str  # the access item's ID as the adapter reports it (AccessItem.id)
-    key: str | None  # leaver's correlation key, where the body carries it
-    plan_item_id: int | None  # where the body names leaver's plan item
+# ---------------------------------------------------------------- the simulator
 
 
-@dataclass(frozen=True)
-class Withdrawal:
-    """A removal request the IGA withdrew on the caller's request (a rehire)."""
+class SimulatorCore(abc.ABC):
+    """What the plumbing needs of a simulator: its log, faults, clock, lock, probes and `/_config`.
+    Subclass `Simulator`; every public method expects `lock` to be held (the routes take it).
 
-    user: str
-    item: str
+    `submissions` comes from the log: once a call on the submit route was answered 2xx by its
+    handler, `submitted(entry)` parses the removals its body carried."""
 
-
-@dataclass
-class SimulatorBase:
-    """State shared by the control routes; each simulator subclasses it with its own data and
-    implements the probes."""
-
-    system: str
-    clock: SimClock = field(default_factory=SimClock)
-    faults: Faults = field(default_factory=Faults)
-    log: list[LogEntry] = field(default_factory=list)
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    accepted: list[Submission] = field(default_factory=list)
-
-    #: (method, path glob) of the system's calls, by role: "submit", "lookup", "status",
-    #: "withdraw", "inventory", "search", "token", "any" (every API call).
+    #: (method or None for any, path glob relative to the simulator root) of the system's calls, by
+    #: role: "submit", "lookup" (the recovery search), "status", "withdraw", "inventory", "search"
+    #: (user lookup), "token", "any" (every API call).
     endpoints: ClassVar[dict[str, tuple[str | None, str]]] = {}
+    #: The status of a refused `POST /_config`.
+    config_error_status: ClassVar[int] = 422
 
-    def record(self, submissions: list[Submission]) -> None:
-        """Called by the submit handler once it accepted a call."""
+    def __init__(self, system: str) -> None:
+        self.system = system
+        self.clock = SimClock()
+        self.faults = Faults()
+        self.log: list[LogEntry] = []
+        self.rng = random.Random(7)
+        self.lock = threading.RLock()
+        self.accepted: list[Submission] = []
+
+    @abc.abstractmethod
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply a partial `POST /_config` update; return the whole configuration."""
+
+    @abc.abstractmethod
+    def current_config(self) -> dict[str, Any]:
+        """What `GET /_config` answers."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Back to the seeded demo data and the default configuration."""
+
+    @abc.abstractmethod
+    def add_people(self, people: list[DemoPerson]) -> None:
+        """Seed more people beside the demo ones."""
+
+    def reset_all(self) -> None:
+        """`POST /_reset`: `reset()`, and an empty log, no faults, no submissions, the clock at wall time."""
+        self.reset()
+        self.accepted.clear()
+        self.log.clear()
+        self.faults = Faults()
+        self.clock.offset = 0.0
+
+    # ---- probes
+
+    def is_submission(self, entry: LogEntry) -> bool:
+        """Whether a call went to the submit route (by default, `endpoints["submit"]`)."""
+        method, path = self.endpoints["submit"]
+        return (method is None or entry.method == method) and fnmatch.fnmatchcase(entry.path, path)
+
+    def submitted(self, entry: LogEntry) -> list[Submission]:
+        """The removals one accepted submit call carried, read from its logged body. A system whose
+        submit body does not name them (a cart) returns none here and calls `record` from its handler."""
+        return []
+
+    def handled(self, entry: LogEntry) -> None:
+        """Called once the handler answered `entry`, before any fault injected after it: the IGA has
+        acted even if the answer is then lost."""
+        status = entry.handled_status
+        if status is not None and 200 <= status < 300 and self.is_submission(entry):
+            self.accepted.extend(self.submitted(entry))
+
+    def record(self, submissions: Iterable[Submission]) -> None:
+        """Count removals a submit handler accepted (for systems whose body does not name them)."""
         self.accepted.extend(submissions)
 
     def submissions(self) -> list[Submission]:
+        """Every removal submission the IGA acted on, in arrival order."""
         with self.lock:
             return list(self.accepted)
 
+    @abc.abstractmethod
     def withdrawn(self) -> list[Withdrawal]:
-        raise NotImplementedError
+        """Every removal request the IGA withdrew on the caller's request."""
 
+    @abc.abstractmethod
     def user_id(self, username: str) -> str:
-        """The IGA's ID of a seeded person (KeyError when there is none)."""
-        raise NotImplementedError
+        """The IGA's ID of a seeded person; KeyError when there is none."""
 
-    def add_people(self, people: list[Any]) -> None:
-        """Seed more people (`DemoPerson`s) beside the demo ones."""
-        raise NotImplementedError
-
-    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Apply `POST /_config`; subclasses expose their delays and outcomes here."""
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        """Back to the seeded demo data."""
-        raise NotImplementedError
+    # ---- faults
 
     def pick_fault(self, method: str, path: str, when: str) -> tuple[FaultRule | None, str | None]:
         """The fault to apply to this call at this moment, if any (consumes counted rules)."""
@@ -170,40 +207,56 @@ class SimulatorBase:
         return None, None
 
 
-ErrorBody = Callable[[int], Any]
-_SECRET_FIELDS = {
-    "password",
-    "client_secret",
-    "token",
-    "refresh_token",
-    "access_token",
-    "assertion",
-    "client_assertion",
-    "subject_token",
-    "actor_token",
-}
+class Simulator(SimulatorCore):
+    """One simulated IGA on the standard configuration. A system implements `reset`, `add_people`,
+    `revoke_tokens`, `submitted` (or calls `record`) and the probes `withdrawn` and `user_id`."""
+
+    config: SimConfig
+
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply a partial update, all or nothing (pydantic's `ValidationError` names the key);
+        `revoke_tokens: true` revokes every token issued so far."""
+        config = self.config.model_validate({**self.config.model_dump(), **changes})
+        if config.revoke_tokens:
+            self.revoke_tokens()
+            config.revoke_tokens = False
+        self.config = config
+        return self.current_config()
+
+    def current_config(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+    @abc.abstractmethod
+    def revoke_tokens(self) -> None:
+        """Forget every access token issued so far: the next API call answers 401."""
 
 
-def _loggable_body(raw: bytes, content_type: str) -> Any:
-    """The body as JSON where it is, with credential fields of token forms masked."""
-    if not raw:
-        return None
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: "***" if k in _SECRET_FIELDS else v[-1] for k, v in form.items()}
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
+class SimulatorBase(SimulatorCore):
+    """Transitional, for simulators not yet on `SimConfig`: they keep their own `config` model and
+    `configure()`. New simulators subclass `Simulator`."""
 
+    def current_config(self) -> dict[str, Any]:
+        config: BaseModel = vars(self)["config"]
+        return config.model_dump()
+
+
+# ---------------------------------------------------------------- plumbing
 
 CONTROL_PATHS = ("/_log", "/_faults", "/_clock", "/_config", "/_reset", "/_state", "/_probe")
 
 
-def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: ErrorBody) -> None:
-    """Add the request log, fault injection and control routes to a simulator app.
+def _matching(entries: Sequence[LogEntry], method: str | None, path: str | None) -> list[dict[str, Any]]:
+    return [
+        dataclasses.asdict(e)
+        for e in entries
+        if (method is None or e.method == method.upper()) and (path is None or fnmatch.fnmatchcase(e.path, path))
+    ]
 
-    `error_body(status)` renders an injected failure in the system's own error format."""
+
+def install_simulator_plumbing(app: FastAPI, sim: SimulatorCore, shape: Callable[[int], Any]) -> None:
+    """Add the request log, fault injection, control routes and probes to a simulator app.
+    `shape(status)` renders an injected failure in the system's error format. A refused `/_config`
+    is raised as a `SimError`: call `install_error_handlers` too, or it is answered as `shape(status)`."""
 
     def relative(request: Request) -> str:
         path: str = request.scope["path"]
@@ -214,7 +267,14 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
         if rule.timeout:
             await asyncio.sleep(sim.faults.hang_seconds)
         headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else {}
-        return JSONResponse(error_body(rule.status), status_code=rule.status, headers=headers)
+        return JSONResponse(shape(rule.status), status_code=rule.status, headers=headers)
+
+    async def plain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SimError)
+        return JSONResponse(shape(exc.status), status_code=exc.status, headers=exc.headers or None)
+
+    if SimError not in app.exception_handlers:
+        app.add_exception_handler(SimError, plain_error)
 
     @app.middleware("http")
     async def record_and_fault(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -222,8 +282,8 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
         if path.startswith(CONTROL_PATHS):
             return await call_next(request)
         raw = await request.body()
-        body = _loggable_body(raw, request.headers.get("content-type", ""))
-        entry = LogEntry(request.method, path, request.url.query, body, sim.clock.now())
+        body = loggable_body(raw, request.headers.get("content-type", ""))
+        entry = LogEntry(request.method, path, request.url.query, body, sim.clock.now(), time.time())
         with sim.lock:
             sim.log.append(entry)
         if sim.faults.latency:
@@ -238,7 +298,9 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
                 entry.fault, entry.status = label, rule.status
                 return await faulted(rule)
         response = await call_next(request)
-        entry.status = response.status_code
+        entry.status = entry.handled_status = response.status_code
+        with sim.lock:
+            sim.handled(entry)
         after, label = sim.pick_fault(request.method, path, "after")
         if after is not None:
             entry.fault, entry.status = label, after.status
@@ -249,11 +311,7 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
     def get_log(method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
         with sim.lock:
             entries = list(sim.log)
-        return [
-            e.__dict__
-            for e in entries
-            if (method is None or e.method == method.upper()) and (path is None or fnmatch.fnmatchcase(e.path, path))
-        ]
+        return _matching(entries, method, path)
 
     @app.delete("/_log", include_in_schema=False)
     def clear_log() -> dict[str, int]:
@@ -283,10 +341,24 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
         sim.clock.advance(float(change.get("advance", 0.0)))
         return {"now": sim.clock.now(), "offset": sim.clock.offset}
 
+    @app.get("/_config", include_in_schema=False)
+    def get_config() -> dict[str, Any]:
+        with sim.lock:
+            return sim.current_config()
+
     @app.post("/_config", include_in_schema=False)
     def configure(changes: dict[str, Any]) -> dict[str, Any]:
         with sim.lock:
-            return sim.configure(changes)
+            try:
+                return sim.configure(changes)
+            except ValidationError as exc:
+                raise SimError(sim.config_error_status, config_problem(exc)) from None
+
+    @app.post("/_reset", include_in_schema=False)
+    def reset() -> dict[str, bool]:
+        with sim.lock:
+            sim.reset_all()
+        return {"reset": True}
 
     @app.get("/_probe/submissions", include_in_schema=False)
     def probe_submissions() -> list[dict[str, Any]]:
@@ -304,13 +376,3 @@ def install_simulator_plumbing(app: FastAPI, sim: SimulatorBase, error_body: Err
                 return JSONResponse({"id": sim.user_id(username)})
             except (KeyError, StopIteration):
                 return JSONResponse({"detail": f"no user {username!r}"}, status_code=404)
-
-    @app.post("/_reset", include_in_schema=False)
-    def reset() -> dict[str, bool]:
-        with sim.lock:
-            sim.reset()
-            sim.accepted.clear()
-            sim.log.clear()
-            sim.faults = Faults()
-            sim.clock.offset = 0.0
-        return {"reset": True}

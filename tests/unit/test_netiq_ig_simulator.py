@@ -608,3 +608,55 @@ async def test_state_helper_lists_what_a_user_holds(api: httpx.AsyncClient, sim:
     assert len(state) == 11  # 9 permissions, 1 technical role, 1 business role by criteria
     assert {s["kind"] for s in state} == {"perm", "role", "brole"}
     assert not [e for e in sim.log if e.path.startswith("/_state")]
+
+
+# ---------------------------------------------------------------- probes
+
+
+async def test_submissions_are_what_the_submit_handler_accepted(api: httpx.AsyncClient, sim: NetIqIgSimulator) -> None:
+    user = await uid(api)
+    held = await perms(api, user)
+    finance, vpn, mailbox = (perm_named(held, n) for n in ("Finance RW", "VPN Users", "Mailbox jdoe"))
+    rule = {"method": "POST", "path": "/api/request/request", "count": 1}
+
+    await api.post("/_faults", json={"rules": [{**rule, "status": 503, "when": "before"}]})
+    lost = await api.post("/api/request/request", json={"requestItems": [removal(user, finance["uniquePermId"])]})
+    assert lost.status_code == 503
+    refused = await api.post("/api/request/request", json={"requestItems": "not a list"})
+    assert refused.status_code == 400
+    assert sim.submissions() == []
+
+    await api.post("/_faults", json={"rules": [{**rule, "status": 500, "when": "after"}]})
+    marker = {"reason": "leaver-7-2:41 terminated"}
+    dynamic = removal(user, mailbox["uniquePermId"], instanceGuid=mailbox["instanceGuid"], **marker)
+    answer_lost = await api.post("/api/request/request", json={"requestItems": [dynamic]})
+    assert answer_lost.status_code == 500
+    await submit(api, removal(user, vpn["uniquePermId"]))
+
+    first, second = sim.submissions()
+    assert (first.user, first.item) == (user, f"{mailbox['uniquePermId']}:{mailbox['instanceGuid']}")
+    assert (first.key, first.plan_item_id) == ("leaver-7-2", 41)
+    assert (second.item, second.key, second.plan_item_id) == (vpn["uniquePermId"], "leaver-1-1", 1)
+    assert first.at <= second.at and abs(first.at - sim.log[-1].at) < 60
+    assert [e.handled_status for e in sim.log if e.path == "/api/request/request"] == [None, 400, 200, 200]
+    probed = (await api.get("/_probe/submissions")).json()
+    assert [s["item"] for s in probed] == [first.item, second.item]
+
+
+async def test_withdrawn_and_user_id_probes(api: httpx.AsyncClient, sim: NetIqIgSimulator) -> None:
+    user = await uid(api)
+    assert (await api.get("/_probe/users/jdoe")).json() == {"id": user} and sim.user_id("jdoe") == user
+    assert (await api.get("/_probe/users/nobody")).status_code == 404
+    finance = perm_named(await perms(api, user), "Finance RW")["uniquePermId"]
+    await submit(api, removal(user, finance))
+    (item,) = [r["resourceRequestItemId"] for r in await my_requests(api)]
+    await api.put("/api/request/resourceItem/retract", params={"id": item})
+    assert (await api.get("/_probe/withdrawn")).json() == [{"user": user, "item": finance}]
+
+
+async def test_config_refusals_name_the_key(api: httpx.AsyncClient) -> None:
+    unknown = await api.post("/_config", json={"nonsense": 1})
+    assert "nonsense" in unknown.json()["Fault"]["Reason"]["Text"]
+    bad = await api.post("/_config", json={"fail_status": "MAYBE"})
+    assert "fail_status" in bad.json()["Fault"]["Reason"]["Text"]
+    assert (await api.get("/_config")).json()["fail_status"] == "ERROR"

@@ -590,3 +590,35 @@ def test_other_api_versions(isc: Isc) -> None:
         resp = isc.http.post(f"/{version}/search", headers=isc.auth, json={"query": {"query": "name:jdoe"}})
         assert [d["name"] for d in resp.json()] == ["jdoe"]
     assert_error(isc.http.get("/v9/accounts", headers=isc.auth), 404)
+
+
+def test_submissions_probe_counts_accepted_requests_under_every_api_version(isc: Isc) -> None:
+    assert isc.revoke("jdoe", "Finance RW", "VPN Users").status_code == 400  # one entitlement per request
+    assert isc.revoke("jdoe", "Sales Global", key="leaver-3-1").status_code == 202
+    doc = isc.person("asmith")
+    helpdesk = next(i for i in isc.sim.items.values() if i.name == "Helpdesk Tier 1")
+    body = {
+        "requestType": "REVOKE_ACCESS",
+        "requestedFor": [doc["id"]],
+        "requestedItems": [{"type": "ROLE", "id": helpdesk.id, "comment": "leaver"}],
+    }
+    assert isc.http.post("/v2025/access-requests", headers=isc.auth, json=body).status_code == 202
+
+    probed = isc.http.get("/_probe/submissions").json()
+    sales = hex_id("ROLE", "Salesforce", "Sales Global")
+    jdoe = isc.http.get("/_probe/users/jdoe").json()["id"]
+    assert [(s["user"], s["item"], s["key"]) for s in probed] == [
+        (jdoe, sales, "leaver-3-1"),
+        (doc["id"], helpdesk.id, None),
+    ]
+    assert [s.item for s in isc.sim.submissions()] == [sales, helpdesk.id]
+    assert isc.http.get("/_probe/users/gone").status_code == 404  # deleted identities are gone from ISC
+
+
+def test_withdrawn_probe_lists_cancelled_requests(isc: Isc) -> None:
+    isc.config(approval_delay=10)
+    request_id = isc.revoke("jdoe", "Jira Developers").json()["newRequests"][0]["accessRequestIds"][0]
+    cancel = {"accountActivityId": request_id, "comment": "rehire"}
+    assert isc.http.post("/v3/access-requests/cancel", headers=isc.auth, json=cancel).status_code == 202
+    jira = hex_id("ACCESS_PROFILE", "Jira", "Jira Developers")
+    assert isc.http.get("/_probe/withdrawn").json() == [{"user": isc.person("jdoe")["id"], "item": jira}]

@@ -17,7 +17,7 @@ from app.simulator import SimulatorSpec
 from app.simulator.idhub.api import CLIENT_ID, CLIENT_SECRET
 from app.simulator.idhub.app import SYSTEM, IdHubSimulator, create_app
 from app.simulator.idhub.catalog import object_id
-from app.simulator.idhub.config import TENANT, SimConfig
+from app.simulator.idhub.config import TENANT, IdHubConfig
 
 #: The IDHub user leaver submits as (carts name it requester and owner).
 SERVICE_USER = {
@@ -57,4 +57,4 @@ SPEC = SimulatorSpec(
     withdraws=False,  # IDHub offers no API to withdraw a submitted request
 )
 
-__all__ = ["SERVICE_USER", "SPEC", "IdHubSimulator", "SimConfig", "create_app", "demo_target"]
+__all__ = ["SERVICE_USER", "SPEC", "IdHubConfig", "IdHubSimulator", "create_app", "demo_target"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.simulator.idhub.catalog import Entity
-from app.simulator.idhub.config import EXCHANGE_REALM, ROUTES, TOKEN_ROUTE, SimConfig
+from app.simulator.idhub.config import EXCHANGE_REALM, ROUTES, TOKEN_ROUTE, IdHubConfig
 from app.simulator.idhub.state import Request, Store, Task, Timing
 from app.simulator.idhub.wire import (
     IdHubError,
@@ -65,7 +65,7 @@ class IdHubApi:
     """The tenant's API over a `Store`. Holds the tokens it issued."""
 
     def __init__(
-        self, store: Store, settings: Callable[[], SimConfig], submitted: Callable[[list[Request]], None]
+        self, store: Store, settings: Callable[[], IdHubConfig], submitted: Callable[[list[Request]], None]
     ) -> None:
         self.store = store
         self.settings = settings

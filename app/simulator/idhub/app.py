@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
-from app.simulator.base import SimulatorBase, Submission, Withdrawal, install_simulator_plumbing
+from app.simulator.base import Simulator, Submission, Withdrawal, install_error_handlers, install_simulator_plumbing
+from app.simulator.demo_users import DemoPerson
 from app.simulator.idhub.api import Call, IdHubApi
 from app.simulator.idhub.catalog import add_people
-from app.simulator.idhub.config import SimConfig
+from app.simulator.idhub.config import IdHubConfig
 from app.simulator.idhub.state import Request as UserRequest
 from app.simulator.idhub.state import Store
 from app.simulator.idhub.wire import IdHubError, error_body
@@ -27,8 +27,11 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _MASKED = ("subject_token", "actor_token", "client_secret")
 
 
-class IdHubSimulator(SimulatorBase):
+class IdHubSimulator(Simulator):
     """The tenant's data and configuration; every public method runs under `lock`."""
+
+    config: IdHubConfig
+    config_error_status = 400
 
     endpoints = {
         "submit": ("POST", "/api/v1/request/cart/submit"),
@@ -43,29 +46,19 @@ class IdHubSimulator(SimulatorBase):
     }
 
     def __init__(self) -> None:
-        super().__init__(system=SYSTEM)
-        self.config = SimConfig()
-        self.store = Store(self.clock.now(), self.rng)
-        self.api = IdHubApi(self.store, lambda: self.config, self._submitted)
+        super().__init__(SYSTEM)
+        self.reset()
 
     def reset(self) -> None:
-        self.config = SimConfig()
+        self.config = IdHubConfig()
         self.store = Store(self.clock.now(), self.rng)
         self.api = IdHubApi(self.store, lambda: self.config, self._submitted)
 
-    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        changes = dict(changes)
-        if changes.pop("revoke_tokens", False):
-            self.api.tokens.clear()
-        try:
-            self.config = SimConfig.model_validate({**self.config.model_dump(), **changes})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise IdHubError(400, f"invalid simulator config: {where}: {first['msg']}") from None
-        return self.config.model_dump()
+    def revoke_tokens(self) -> None:
+        self.api.tokens.clear()
 
     def _submitted(self, requests: list[UserRequest]) -> None:
+        """A cart submit names no items: the requests it made are counted from the handler."""
         revokes = [r for r in requests if r.type == self.config.revoke_type]
         self.record([Submission(time.time(), r.person_id, r.entity.id, r.cart_name, None) for r in revokes])
 
@@ -80,7 +73,7 @@ class IdHubSimulator(SimulatorBase):
             raise KeyError(username)
         return person.id
 
-    def add_people(self, people: list[Any]) -> None:
+    def add_people(self, people: list[DemoPerson]) -> None:
         add_people(self.store.catalog, self.store.people, people, self.clock.now() - 86400)
 
     # ---- HTTP
@@ -123,16 +116,8 @@ def create_app() -> FastAPI:
     sim = IdHubSimulator()
     app = FastAPI(title="IDHub simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sim = sim
+    install_error_handlers(app, error_body)
     install_simulator_plumbing(app, sim, error_body)
-
-    @app.exception_handler(IdHubError)
-    async def idhub_error(request: Request, exc: IdHubError) -> Response:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    @app.get("/_config", include_in_schema=False)
-    def get_config() -> dict[str, Any]:
-        with sim.lock:
-            return sim.config.model_dump()
 
     @app.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
     async def idhub(request: Request, path: str) -> Response:

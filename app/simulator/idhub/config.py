@@ -1,13 +1,15 @@
-"""The simulator's `/_config`: the keys every simulator shares, then one switch per assumption
-of the IDHub contract, so a test can make the simulator behave like a tenant that differs and show
-that the matching adapter option repairs it."""
+"""The simulator's `/_config`: the keys every simulator shares (`app.simulator.base.SimConfig`)
+with IDHub's defaults, then one switch per assumption of the IDHub contract, so a test can make the
+simulator behave like a tenant that differs and show that the matching adapter option repairs it."""
 
 from __future__ import annotations
 
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from app.simulator.base import SimConfig
 
 Outcome = Literal["completed", "rejected", "failed", "cancelled"]
 TENANT = "demo"
@@ -34,20 +36,15 @@ RESOLUTIONS: dict[str, str] = {
 }
 
 
-class SimConfig(BaseModel):
+class IdHubConfig(SimConfig):
     """`POST /_config` (partial updates; unknown keys refused). IDHub switches default to the
     contract's assumptions."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    #: The shared keys: seconds a request waits for approval (with an open ApprovalTask) and for
-    #: fulfilment; seconds a completed removal stays visible; the outcome; token lifetime
-    #: (Keycloak: 300 s); the largest `pagesize` the listing takes (RESTHeart: 1000).
-    approval_delay: float = Field(0.0, ge=0)
-    fulfil_delay: float = Field(1.0, ge=0)
-    verify_delay: float = Field(0.0, ge=0)
+    #: The shared keys, as IDHub reads them: `approval_delay` is how long a request waits with an
+    #: open ApprovalTask; `verify_delay` how long a completed removal stays visible (none by
+    #: default); the token lifetime is Keycloak's 300 s; RESTHeart takes `pagesize` up to 1000.
     outcome: Outcome = "completed"
-    token_lifetime: float = Field(300.0, gt=0)
+    verify_delay: float = Field(0.0, ge=0)
     page_size_max: int = Field(1000, ge=1, le=1000)
 
     #: The tenant every API call must name, and the header that names it (missing: 400, other: 403).

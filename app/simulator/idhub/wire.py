@@ -11,20 +11,19 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from app.simulator.base import SimError
 from app.simulator.idhub.catalog import Catalog, Entity, Grant, Person, object_id
 
 if TYPE_CHECKING:
     from app.simulator.idhub.state import Request, Task
 
 
-class IdHubError(Exception):
+class IdHubError(SimError):
     """An answer in RESTHeart's error format."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+        super().__init__(status, message, headers)
+        self.message: str = message
 
     def body(self) -> dict[str, Any]:
         return error_body(self.status, self.message)
