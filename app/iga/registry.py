@@ -15,6 +15,8 @@ ADAPTERS: dict[str, str] = {
     "netiq-ig": "app.iga.netiq_ig:NetIqIgClient",
     "sailpoint-isc": "app.iga.sailpoint_isc:SailPointIscClient",
     "idhub": "app.iga.idhub:IdHubClient",
+    "pingone-aic": "app.iga.pingone_aic:PingOneAicClient",
+    "sailpoint-iiq": "app.iga.sailpoint_iiq:SailPointIiqClient",
 }
 
 ClientFactory = Callable[..., IgaClient]

@@ -22,6 +22,8 @@ SIMULATORS: dict[str, str] = {
     "netiq-ig": "app.simulator.netiq_ig",
     "sailpoint-isc": "app.simulator.sailpoint_isc",
     "idhub": "app.simulator.idhub",
+    "pingone-aic": "app.simulator.pingone_aic",
+    "sailpoint-iiq": "app.simulator.sailpoint_iiq",
 }
 
 
@@ -40,6 +42,9 @@ class SimulatorSpec:
     small_pages: dict[str, Any] = field(default_factory=dict)
     #: Whether the system's API can withdraw a submitted request (a rehire asks it to).
     withdraws: bool = True
+    #: Whether a submission can be found again by leaver's correlation key. Where it cannot (IIQ), the
+    #: adapter judges an interrupted send by its effect: what is no longer held is adopted, not resent.
+    finds_by_key: bool = True
 
 
 def simulator_spec(system: str) -> SimulatorSpec:
