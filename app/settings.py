@@ -88,6 +88,38 @@ class TargetSettings(BaseModel):
         return value.rstrip("/") if value else value
 
 
+class IntakeSource(BaseModel):
+    """One sender of events besides the generic webhook (SSF, SCIM, Okta, Entra, mapped JSON; see
+    docs/intake.md). `options` are the format's own, checked by its module in `app/intake/`.
+
+    `secrets_file` reads the secrets, one a line, from a mounted secret file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The events' `source`; also how the sender is named in logs and in `/status`.
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    format: Literal["ssf", "scim", "okta", "entra", "mapped"]
+    #: What the sender authenticates with (bearer tokens, Okta header values, `whsec_` keys); several while rotating.
+    secrets: list[SecretStr] = Field(default_factory=list, max_length=10)
+    #: Event user field (`username`, `email`, `employee_id`, `dn`, `ids.<target>`) -> sender field path(s).
+    user: dict[str, str | list[str]] = Field(default_factory=dict)
+    #: The one IGA target this sender's events go to (default: every target).
+    target: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("secrets_file"):
+            data = dict(data)
+            path = data.pop("secrets_file")
+            try:
+                data.setdefault("secrets", Path(path).read_text().split())
+            except OSError as exc:
+                raise ValueError(f"secrets_file: cannot read {path}: {exc.strerror}") from None
+        return data
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEAVER_", env_nested_delimiter="__", extra="forbid")
 
@@ -100,6 +132,8 @@ class Settings(BaseSettings):
     ops_token: SecretStr | None = None
     policy_file: Path | None = None
     targets: list[TargetSettings] = Field(default_factory=list)
+    #: Intake sources besides the generic webhook (docs/intake.md).
+    sources: list[IntakeSource] = Field(default_factory=list)
 
     workers: int = Field(4, ge=0, le=256)
     lease_seconds: float = Field(60.0, ge=1)

@@ -60,6 +60,7 @@ def serve(
 ) -> None:
     """Run the API with in-process workers (`--demo`: the embedded demo with the built-in simulators)."""
     from app.demo import demo_simulators, demo_targets, prepare_demo
+    from app.intake.sources import build_sources
     from app.main import create_app
     from app.runtime import build_runtime
     from app.serving import GuardedHttpProtocol, raise_file_limit
@@ -78,6 +79,10 @@ def serve(
             fail("LEAVER_WEBHOOK_SECRET is required: the webhook refuses every event without it")
         if not settings.ops_token:
             fail("LEAVER_OPS_TOKEN is required: /status and /ops need it")
+    try:  # the intake sources (docs/intake.md): a bad one stops the start like a bad target
+        build_sources(settings.sources, [t.name for t in targets])
+    except ConfigError as exc:
+        fail(str(exc))
     if check_config:
         _print_config_ok(settings, targets)
         return

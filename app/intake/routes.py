@@ -6,9 +6,6 @@ the one commit. Only a committed event gets a 2xx; a database outage gets 503 + 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -17,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import RuntimeDep
 from app.domain import LeaverEvent
+from app.intake.jsonbody import BodyError, BodyTooLarge, loads_strict, read_limited
 from app.intake.signature import SignatureError, verify
 from app.metrics import EVENTS_RECEIVED
 from app.problems import Problem, problem_responses, validation_errors
@@ -32,75 +30,23 @@ _ACCEPTED_EXAMPLE = {"event_id": "ev_019ab3c4d5e6f7a8b9c0d1e2f3a4", "duplicate":
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge as exc:
+        raise Problem(413, str(exc)) from None
 
 
 def parse_event(body: bytes) -> LeaverEvent:
     try:
-        data: Any = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except _Refused as exc:
+        data = loads_strict(body)
+    except BodyError as exc:
         raise Problem(422, str(exc)) from None
-    except RecursionError:
-        raise Problem(422, f"body nested deeper than {MAX_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(422, "body is not valid JSON") from None
-    problem = _hostile(data)
-    if problem:
-        raise Problem(422, problem)
     if isinstance(data, dict) and "user" not in data and isinstance(data.get("data"), dict):
         data = data["data"]  # the Standard Webhooks envelope {"type","timestamp","data"}
     try:
         return LeaverEvent.model_validate(data)
     except ValidationError as exc:
         raise Problem(422, "the event is not valid", errors=validation_errors(exc.errors())) from None
-
-
-MAX_DEPTH = 32
-#: C0 control characters other than tab, newline and carriage return (NUL breaks PostgreSQL text).
-_CONTROL = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r"}
-
-
-class _Refused(ValueError):
-    """Input JSON allows but an event must not carry."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Refuse duplicate keys: with "last one wins", `{"type": "user.terminated", "type":
-    "user.enabled"}` would silently become a rehire."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _Refused(f"duplicate key {key!r} in the body")
-        seen[key] = value
-    return seen
-
-
-def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
-
-
-def _hostile(value: Any, depth: int = 0) -> str | None:
-    """Why a parsed body is refused (too deep, control characters), or None."""
-    if depth > MAX_DEPTH:
-        return f"body nested deeper than {MAX_DEPTH} levels"
-    if isinstance(value, str):
-        return "control characters in a string" if _CONTROL.intersection(value) else None
-    if isinstance(value, dict):
-        items: list[Any] = [*value.keys(), *value.values()]
-    elif isinstance(value, list):
-        items = value
-    else:
-        return None
-    return next((p for p in (_hostile(v, depth + 1) for v in items) if p), None)
 
 
 def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:

@@ -95,3 +95,27 @@ def test_a_taken_port_fails_before_the_banner(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         line = one_line(leaver(["serve", "--demo", "--port", str(port)], tmp_path))
     assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"target": "nowhere"}, "leaver: LEAVER_SOURCES[0] (corp-idm).target: no IGA target named 'nowhere'"),
+        ({"secrets": ["short"]}, "leaver: LEAVER_SOURCES[0] (corp-idm).secrets[0]: at least"),
+        ({"user": {"username": "$.["}}, "leaver: LEAVER_SOURCES[0] (corp-idm): "),
+    ],
+)
+def test_a_bad_intake_source_stops_the_api_start_with_one_line(
+    tmp_path: Path, source: dict[str, object], expected: str
+) -> None:
+    sources = [
+        {
+            "name": "corp-idm",
+            "format": "mapped",
+            "secrets": ["s" * 32],
+            "options": {"id": "$.id", "type": "$.type"},
+            **source,
+        }
+    ]
+    line = one_line(leaver(["serve", "--check-config"], tmp_path, **configured(LEAVER_SOURCES=json.dumps(sources))))
+    assert line.startswith(expected), line
