@@ -134,7 +134,11 @@ async def _recover_batch(
     if refs or not batch:
         async with write(rt, claim) as tx:
             await adopt(tx, row.id, refs, "found in the IGA after an interrupted submission; adopted", recovered=True)
-        return None
+        found = {r.item_id for r in refs}
+        batch = [r for r in batch if r.item.id not in found]
+        if not batch:
+            return None
+    # No trace (of these items) yet: wait out the grace period, then send them again.
     grace = timedelta(seconds=rt.settings.resend_grace_seconds)
     if row.uncertain_since is None:
         # Found `sending` after a crash or a lost lease: the earlier send, if any, was started
@@ -203,17 +207,17 @@ async def adopt(tx: Tx, row_id: int, refs: Sequence[RequestRef], why: str, *, re
         tx.changes.batch(tx.case, row, BatchState.SUBMITTED, f"{why}: IGA request(s) {ids}")
     for item in mine:
         ref = by_item.get(item.item_id)
-        if recovered and ref is None:
+        if ref is None:
+            # Only an item still unsent fails for want of a request; one adopted earlier keeps its own.
+            if not recovered and item.state in ITEM_UNSENT:
+                item.iga_message = "the IGA returned no request for this item"
+                tx.changes.item(item, ItemState.FAILED, item.iga_message, event_id=tx.case.event_id)
             continue
         if item.state in ITEM_TERMINAL:
-            if ref is not None and item.iga_request_id is None:  # cancelled while the send was under way
+            if item.iga_request_id is None:  # cancelled while the send was under way
                 item.iga_request_id, item.iga_tracking_id = ref.request_id, ref.tracking_id
                 note = f"the removal reached the IGA (request {ref.request_id}) before it was {item.state}"
                 tx.changes.item_note(item, note, event_id=tx.case.event_id)
-            continue
-        if ref is None:
-            item.iga_message = "the IGA returned no request for this item"
-            tx.changes.item(item, ItemState.FAILED, item.iga_message, event_id=tx.case.event_id)
             continue
         item.iga_request_id, item.iga_tracking_id = ref.request_id, ref.tracking_id
         item.submitted_at = tx.now

@@ -62,6 +62,8 @@ class HoldingTransport(httpx.AsyncBaseTransport):
         self.inner = httpx.ASGITransport(app=app)
         self.submit = submit
         self.hold_submits = False
+        #: With `hold_submits`, this many more submissions still reach the IGA before the holding starts.
+        self.let_through = 0
         self.held: list[Held] = []
         self.submit_calls = 0
 
@@ -72,7 +74,9 @@ class HoldingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._is_submit(request):
             self.submit_calls += 1
-            if self.hold_submits:
+            if self.hold_submits and self.let_through > 0:
+                self.let_through -= 1
+            elif self.hold_submits:
                 self.held.append(Held(request, await request.aread()))
                 raise httpx.ReadTimeout("held: the IGA has not answered yet", request=request)
         response = await self.inner.handle_async_request(request)
@@ -148,7 +152,7 @@ def crash_points() -> Iterator[None]:
 async def make_stack(database_url: str, tmp_path: Path, crash_points: None) -> AsyncIterator[Any]:
     opened: list[Runtime] = []
 
-    async def start(system: str, **overrides: Any) -> Stack:
+    async def start(system: str, options: dict[str, Any] | None = None, **overrides: Any) -> Stack:
         spec = simulator_spec(system)
         sim_app = spec.create_app()
         sim = sim_app.state.sim
@@ -160,6 +164,7 @@ async def make_stack(database_url: str, tmp_path: Path, crash_points: None) -> A
         target = target.model_copy(
             update={
                 "listing_lag_seconds": 0,
+                "options": {**target.options, **(options or {})},
                 "http": target.http.model_copy(
                     update={"attempts": 2, "retry_budget_seconds": 2.0, "read_timeout": 5.0, "requests_per_second": 1e6}
                 ),

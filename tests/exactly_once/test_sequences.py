@@ -120,3 +120,34 @@ async def test_a_send_slower_than_the_grace_period_is_not_resent_when_it_times_o
     async with stack.rt.sessions() as session:
         sends = list(await session.scalars(select(IgaRequest.sends)))
     assert sends and set(sends) == {1}, "a batch was sent again although the first copy was found"
+
+
+async def test_a_half_sent_batch_sends_only_what_never_arrived_and_finishes(make_stack: MakeStack) -> None:
+    """PingOne AIC makes one request per item; with two items to a batch, the first publish reaches
+    the IGA and the second is lost on the way (its call times out). Recovery adopts the first, gives
+    the second the grace period, then sends only the second, and the case finishes."""
+    stack = await make_stack("pingone-aic", options={"batch_size": 2})
+    case = await stack.deliver(event(1, "user.terminated", 0, user="asmith"))
+    stack.transport.hold_submits, stack.transport.let_through = True, 1
+    await stack.work(case)
+    assert len(stack.transport.held) == 1 and sum(stack.submissions().values()) == 1
+    arrived = stack.submissions()
+    stack.transport.held.clear()  # the lost publish never reaches the IGA
+    stack.transport.hold_submits = False
+
+    await stack.work(case)  # the retry adopts what arrived; the other has no trace yet and waits
+    assert stack.submissions() == arrived
+    async with stack.rt.sessions() as session:
+        batch = (await session.scalars(select(IgaRequest))).one()
+        states = sorted(
+            i.state for i in await session.scalars(select(PlanItem).where(PlanItem.request_row_id == batch.id))
+        )
+    assert (batch.state, states) == ("sending", ["planned", "submitted"])
+
+    await shift_batches(stack, "uncertain_since", timedelta(minutes=2))  # the grace period has run out
+    await stack.work_until_finished(case)
+    assert sent_twice(stack) == {}
+    assert await open_items(stack) == []
+    async with stack.rt.sessions() as session:
+        sent = list(await session.scalars(select(PlanItem.item_id).where(PlanItem.iga_request_id.is_not(None))))
+    assert sorted(item for _, item in stack.submissions()) == sorted(sent)
