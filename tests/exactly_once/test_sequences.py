@@ -151,3 +151,19 @@ async def test_a_half_sent_batch_sends_only_what_never_arrived_and_finishes(make
     async with stack.rt.sessions() as session:
         sent = list(await session.scalars(select(PlanItem.item_id).where(PlanItem.iga_request_id.is_not(None))))
     assert sorted(item for _, item in stack.submissions()) == sorted(sent)
+
+
+async def test_netiq_recovery_that_cannot_read_the_whole_request_list_decides_from_access(
+    make_stack: MakeStack,
+) -> None:
+    """NetIQ can prove a batch never arrived only by reading every request in the window. Past the
+    page cap, the user's current access decides: what IG removed is done, nothing is sent again,
+    and the case finishes instead of failing for ever."""
+    stack = await make_stack("netiq-ig", options={"page_size": 1, "lookup_max_pages": 1})
+    case = await stack.deliver(event(1, "user.terminated", 0, user="asmith"))
+    await stack.work(case, stop_at="after_send")  # IG has the batch; leaver never recorded its IDs
+    sent = stack.submissions()
+    assert sum(sent.values()) >= 2  # more than the one page the lookup may read
+    await stack.work_until_finished(case)
+    assert stack.submissions() == sent
+    assert await open_items(stack) == []

@@ -674,3 +674,43 @@ async def test_lookup_that_cannot_read_to_the_end_is_uncertain_not_absent(app: F
         older = removals([by_name(items, "VPN Users")])
         with pytest.raises(IgaUncertainError, match="lookup_max_pages"):
             await client.find_existing(user, older, "leaver-9-9")
+
+
+async def test_the_recovery_lookup_is_narrowed_to_the_user(app: FastAPI, sim: NetIqIgSimulator) -> None:
+    """A busy service account's requests for other people do not count against the page cap."""
+    async with connect(app) as busy, connect(app, page_size=1, lookup_max_pages=1) as client:
+        user = await jdoe(client)
+        mine = removals([by_name(await client.list_access(user), "VPN Users")])
+        await client.submit_removals(user, mine, "leaver-7-1")
+        other = await busy.find_user(UserIdentifiers(username="asmith"))
+        theirs = [i for i in await busy.list_access(other) if i.removable and i.type != "role"]
+        assert len(theirs) >= 2
+        for n, item in enumerate(theirs):  # newer than jdoe's, so first in the list
+            await busy.submit_removals(other, removals([item], first=10 + n), f"leaver-8-{n}")
+        sim.log.clear()
+        (found,) = await client.find_existing(user, mine, "leaver-7-1")
+    (lookup,) = calls(sim, "/api/request/requests")
+    assert (query(lookup)["q"], query(lookup)["qMatch"]) == (user.display_name, "EXACT")
+    assert found.item_id == mine[0].item.id and found.tracking_id.isdigit()
+
+
+async def test_past_the_page_cap_an_item_no_longer_held_is_done_and_one_still_held_is_uncertain(
+    app: FastAPI, sim: NetIqIgSimulator
+) -> None:
+    """When the list is too long to prove absence, the user's current access decides."""
+    async with connect(app, page_size=1, lookup_max_pages=1) as client:
+        user = await jdoe(client)
+        items = await client.list_access(user)
+        vpn, finance = removals([by_name(items, "VPN Users"), by_name(items, "Finance RW")])
+        await client.submit_removals(user, [vpn], "leaver-7-1")
+        await client.submit_removals(user, [finance], "leaver-7-2")
+        sim.clock.advance(3600)  # both removals are carried out and gone from the user's access
+        assert {vpn.item.id, finance.item.id}.isdisjoint(i.id for i in await client.list_access(user))
+        # The first key's request sits beyond the one page read: the access decides.
+        (gone,) = await client.find_existing(user, [vpn], "leaver-7-1")
+        assert (gone.item_id, gone.status, gone.raw_status) == (vpn.item.id, IgaStatus.COMPLETED, "NOT_HELD")
+
+        still = removals([by_name(items, "Helpdesk")], first=3) if any(i.name == "Helpdesk" for i in items) else None
+        held = still or removals([i for i in items if i.removable and i.id not in (vpn.item.id, finance.item.id)][:1])
+        with pytest.raises(IgaUncertainError, match="still held"):
+            await client.find_existing(user, held, "leaver-7-3")

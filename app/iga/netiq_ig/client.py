@@ -24,6 +24,7 @@ from app.iga.netiq_ig.wire import (
     item_marker,
     item_state,
     map_status,
+    no_longer_held,
     pair_statuses,
     permission_item,
     reason_text,
@@ -35,6 +36,15 @@ from app.iga.netiq_ig.wire import (
     user_attribute,
 )
 from app.settings import TargetSettings
+
+
+class LookupExhausted(IgaUncertainError):
+    """The request list goes on past the page cap: what was not found may still be there."""
+
+    def __init__(self, message: str, found: list[dict[str, Any] | None]) -> None:
+        super().__init__(message)
+        self.found = found
+
 
 SYSTEM = "netiq-ig"
 OSP_TOKEN_PATH = "/osp/a/idm/auth/oauth2/token"
@@ -232,9 +242,32 @@ class NetIqIgClient:
         return [refs[i] for i in range(len(batch))]
 
     async def find_existing(self, user: IgaUser, batch: Sequence[RemovalRequest], key: str) -> list[RequestRef]:
+        """The batch's earlier requests (§7). When the request list is too long to read to the end,
+        absence cannot be proven from it, so the user's current access decides: an item no longer
+        held needs nothing more; one still held stays uncertain (an operator settles it)."""
         since = int((time.time() - self.options.recovery_window_seconds) * 1000)
-        found = await self._lookup(user, batch, key, since)
+        try:
+            found = await self._lookup(user, batch, key, since)
+        except LookupExhausted as exhausted:
+            return await self._decide_from_access(user, batch, key, exhausted)
         return [ref_from_row(r, row) for r, row in zip(batch, found, strict=True) if row is not None]
+
+    async def _decide_from_access(
+        self, user: IgaUser, batch: Sequence[RemovalRequest], key: str, exhausted: LookupExhausted
+    ) -> list[RequestRef]:
+        held = {item.id for item in await self.list_access(user)}
+        refs = []
+        for r, row in zip(batch, exhausted.found, strict=True):
+            if row is not None:
+                refs.append(ref_from_row(r, row))
+            elif r.item.id not in held:
+                refs.append(no_longer_held(r, key))
+            else:
+                raise IgaUncertainError(
+                    f"{exhausted}; item {r.item.id} is still held, so whether {key} reached IG cannot be "
+                    "proven: check IG, then settle the case"
+                ) from None
+        return refs
 
     async def _lookup(
         self, user: IgaUser, batch: Sequence[RemovalRequest], key: str | None, since_ms: int
@@ -245,9 +278,11 @@ class NetIqIgClient:
         markers = [item_marker(key, r) if key else None for r in batch]
         found: list[dict[str, Any] | None] = [None] * len(batch)
         o = self.options
+        narrow = {"q": user.display_name, "qMatch": "EXACT"} if o.lookup_by_recipient_name and user.display_name else {}
         index = 0
         for _ in range(o.lookup_max_pages):
             params: dict[str, Any] = {
+                **narrow,
                 "indexFrom": index,
                 "size": o.page_size,
                 "showCt": "true",
@@ -281,9 +316,10 @@ class NetIqIgClient:
                 break
         else:
             # The list goes on past what we read: "not found" would invite a second submission.
-            raise IgaUncertainError(
+            raise LookupExhausted(
                 f"request lookup read {o.lookup_max_pages} pages ({index} items) without reaching the end; "
-                "raise the lookup_max_pages option or narrow recovery_window_seconds"
+                "raise the lookup_max_pages option or narrow recovery_window_seconds",
+                found,
             )
         return found
 

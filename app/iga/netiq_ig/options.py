@@ -51,6 +51,10 @@ class NetIqIgOptions(BaseModel):
     #: Add `getAll=true` to the lookup (needs ManageRequests scope ALL) to see other requesters' items.
     lookup_get_all: bool = False
     lookup_max_pages: int = Field(20, ge=1)
+    #: Narrow the lookup to the user with `q=<display name>&qMatch=EXACT` (IG's `q` matches
+    #: application, permission and recipient names [A]); rows are still matched on the recipient's
+    #: unique ID, so a wider answer is harmless. Off: every request of the window is read.
+    lookup_by_recipient_name: bool = True
     #: After a submit, how often and how far apart to look for items IG has not listed yet.
     lookup_attempts: int = Field(3, ge=1)
     lookup_retry_seconds: float = Field(1.0, ge=0)

@@ -270,3 +270,16 @@ def invisible_duplicate(r: RemovalRequest, key: str) -> RequestRef:
         message="IG has a request for this item in flight that the service account cannot list "
         "(set option lookup_get_all with the ManageRequests right)",
     )
+
+
+def no_longer_held(r: RemovalRequest, key: str) -> RequestRef:
+    """An item recovery could not find a request for, but the user no longer holds: whatever
+    removed it, nothing is left to send."""
+    return RequestRef(
+        item_id=r.item.id,
+        request_id=f"{key}:{r.item.id}",
+        tracking_id=f"gone:{key}:{r.item.id}",
+        status=IgaStatus.COMPLETED,
+        raw_status="NOT_HELD",
+        message="no longer held by the user when recovery looked (the request list was too long to read to the end)",
+    )

@@ -11,6 +11,7 @@ from app.simulator.base import LogEntry, Simulator, Submission, Withdrawal
 from app.simulator.demo_users import DemoPerson, demo_people
 from app.simulator.netiq_ig.catalog import Catalog
 from app.simulator.netiq_ig.model import Holding, NetIqConfig, ReqItem
+from app.simulator.netiq_ig.query import matches
 from app.simulator.netiq_ig.wire import (
     BR_ONLY_4X,
     CLIENT_ID,
@@ -324,6 +325,7 @@ class NetIqIgSimulator(Simulator):
         flags = {name: bool_arg(q, name, True) for name in _LIST_FLAGS}
         start = int_arg(q, "startDate", 0)
         end = int_arg(q, "endDate", 0)
+        text, how = q.get("q"), (q.get("qMatch") or "START").upper()
         rows = []
         for item in self.items.values():
             if not get_all and item.requester != principal:
@@ -341,7 +343,15 @@ class NetIqIgSimulator(Simulator):
             flag = {"perm": "getPerms", "role": "getRoles", "brole": "getBroles", "app": "getApps"}[kind]
             if not flags[flag]:
                 continue
+            if text and not self._named(item, text, how):
+                continue
             rows.append(item)
         descending = q.get("sortOrder", "DESC").upper() != "ASC"
         rows.sort(key=lambda i: (i.submitted, i.item_id), reverse=descending)
         return rows
+
+    def _named(self, item: ReqItem, text: str, how: str) -> bool:
+        """`q`: the application, permission or recipient name matches."""
+        recipient = self.catalog.users.get(item.recipient)
+        names = (item.display_name, item.app_display_name, recipient.display_name if recipient else None)
+        return any(matches(name, text, how) for name in names)
