@@ -31,7 +31,9 @@ BASE = "http://ig.test"
 
 def target(**options: Any) -> TargetSettings:
     t = demo_target(BASE)
-    return t.model_copy(update={"options": options, "http": t.http.model_copy(update={"requests_per_second": 1000.0})})
+    return t.model_copy(
+        update={"options": {**t.options, **options}, "http": t.http.model_copy(update={"requests_per_second": 1000.0})}
+    )
 
 
 @pytest.fixture
@@ -393,6 +395,8 @@ async def test_submit_body_markers_and_pairing(client: NetIqIgClient, sim: NetIq
     start = int(params.pop("startDate"))
     assert abs(start - (started * 1000 - 600_000)) < 5_000
     assert params == {
+        "q": "Jane Doe",
+        "qMatch": "EXACT",
         "indexFrom": "0",
         "size": "100",
         "showCt": "true",

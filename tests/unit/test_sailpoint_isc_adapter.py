@@ -389,7 +389,37 @@ async def test_find_existing_by_correlation_key(served: tuple[IscSimulator, str]
     assert await client.find_existing(user, batch, "leaver-9-2") == []
     [query] = [parse_qs(e.query) for e in calls(sim, "GET", "/v3/access-request-status")][:1]
     assert query["requested-for"] == [user.id] and query["sorters"] == ["-created"]
-    assert query["filters"][0].startswith('created ge "') and query["filters"][0].endswith('Z"')
+    assert query["filters"][0].startswith("created ge 20") and query["filters"][0].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("form", "first", "sent"),
+    [
+        ("unquoted", False, ["bare"]),
+        ("quoted", False, ["bare", "quoted", "quoted"]),
+        ("both", True, ["quoted"]),
+        ("unquoted", True, ["quoted", "bare", "bare"]),
+    ],
+)
+async def test_created_date_form_falls_back_once_and_is_remembered(
+    served: tuple[IscSimulator, str], form: str, first: bool, sent: list[str]
+) -> None:
+    """Whichever date form the tenant takes, the lookup finds the request; a refused form costs
+    one 400 and is not sent again to this target."""
+    sim, url = served
+    configure(sim, created_date_form=form)
+    c = make_client(url, created_filter_quoted=first)
+    try:
+        user, items = await jdoe(c)
+        batch = [removal(items["Sales Global"])]
+        refs = await c.submit_removals(user, batch, "leaver-7-1")
+        assert [r.request_id for r in await c.find_existing(user, batch, "leaver-7-1")] == [refs[0].request_id]
+        if len(sent) > 2:
+            assert [r.request_id for r in await c.find_existing(user, batch, "leaver-7-1")] == [refs[0].request_id]
+    finally:
+        await c.aclose()
+    filters = [parse_qs(e.query)["filters"][0] for e in calls(sim, "GET", "/v3/access-request-status")]
+    assert ["quoted" if '"' in f else "bare" for f in filters if f.startswith("created")] == sent
 
 
 async def test_find_existing_retries_over_the_grace(served: tuple[IscSimulator, str]) -> None:

@@ -18,9 +18,11 @@ from app.iga.netiq_ig.options import NetIqIgOptions
 from app.iga.netiq_ig.wire import (
     ACCEPTED,
     DUPLICATES,
+    RELIST,
     fault_text,
     has_marker,
     invisible_duplicate,
+    is_role,
     item_marker,
     item_state,
     map_status,
@@ -29,6 +31,8 @@ from app.iga.netiq_ig.wire import (
     permission_item,
     reason_text,
     ref_from_row,
+    relist_ref,
+    relist_state,
     request_item,
     role_item,
     same_item,
@@ -220,8 +224,9 @@ class NetIqIgClient:
                 )
 
         since = started_ms - int(self.options.lookup_window_seconds * 1000)
+        listed = self.options.role_items_in_lookup
         for attempt in range(self.options.lookup_attempts):
-            waiting = {i: r for i, r in accepted.items() if i not in refs}
+            waiting = {i: r for i, r in accepted.items() if i not in refs and (listed or not is_role(r))}
             if not waiting:
                 break
             if attempt:
@@ -230,6 +235,9 @@ class NetIqIgClient:
             for (i, r), row in zip(waiting.items(), found, strict=True):
                 if row is not None:
                     refs[i] = ref_from_row(r, row)
+        for i, r in accepted.items():
+            if i not in refs and is_role(r):  # IG may not list role removals: re-list roles instead
+                refs[i] = relist_ref(r, key)
         lost = [r.item.id for i, r in accepted.items() if i not in refs]
         if lost:
             raise IgaUncertainError(f"IG accepted {len(lost)} item(s) of {key} but does not list them yet: {lost}")
@@ -238,7 +246,10 @@ class NetIqIgClient:
             since = started_ms - int(self.options.recovery_window_seconds * 1000)
             found = await self._lookup(user, list(duplicate.values()), None, since)
             for (i, r), row in zip(duplicate.items(), found, strict=True):
-                refs[i] = ref_from_row(r, row) if row is not None else invisible_duplicate(r, key)
+                if row is not None:
+                    refs[i] = ref_from_row(r, row)
+                else:  # a role's request in flight the list does not show: re-list, as above
+                    refs[i] = relist_ref(r, key) if is_role(r) else invisible_duplicate(r, key)
         return [refs[i] for i in range(len(batch))]
 
     async def find_existing(self, user: IgaUser, batch: Sequence[RemovalRequest], key: str) -> list[RequestRef]:
@@ -250,7 +261,12 @@ class NetIqIgClient:
             found = await self._lookup(user, batch, key, since)
         except LookupExhausted as exhausted:
             return await self._decide_from_access(user, batch, key, exhausted)
-        return [ref_from_row(r, row) for r, row in zip(batch, found, strict=True) if row is not None]
+        refs = [ref_from_row(r, row) for r, row in zip(batch, found, strict=True) if row is not None]
+        unlisted = [r for r, row in zip(batch, found, strict=True) if row is None and is_role(r)]
+        if unlisted:  # role removals may never be listed: a role no longer held needs nothing more
+            held = {item.id for item in await self.list_access(user)}
+            refs += [no_longer_held(r, key) for r in unlisted if r.item.id not in held]
+        return refs
 
     async def _decide_from_access(
         self, user: IgaUser, batch: Sequence[RemovalRequest], key: str, exhausted: LookupExhausted
@@ -328,7 +344,12 @@ class NetIqIgClient:
     async def get_requests(self, user: IgaUser, refs: Sequence[RequestRef]) -> dict[str, RequestState]:
         """One `/info` call per item: IG has no bulk status. Refs refused at submit keep their state."""
         states: dict[str, RequestState] = {}
+        if any(r.tracking_id.startswith(RELIST) for r in refs):
+            held = {item.id for item in await self.list_access(user)}
+            states = {r.tracking_id: relist_state(r.item_id in held) for r in refs if r.tracking_id.startswith(RELIST)}
         for ref in refs:
+            if ref.tracking_id in states:
+                continue
             if not ref.tracking_id.isdigit():
                 states[ref.tracking_id] = RequestState(ref.status, ref.raw_status or "", ref.message)
                 continue

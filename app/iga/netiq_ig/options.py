@@ -39,9 +39,16 @@ class NetIqIgOptions(BaseModel):
     account_scoped_removal: bool = False
     #: `size` of every paged call (IG's request APIs default it to 0, so it is always sent).
     page_size: int = Field(100, ge=1, le=1000)
-    #: IG has no privileged flag: a permission/role field that marks one (truthy), and name globs.
-    privileged_field: str | None = "privileged"
+    #: IG's permission model has no privileged flag, so nothing is privileged unless configured:
+    #: a field of the permission/role (e.g. `risk`) and the values that mean privileged (e.g.
+    #: `["HIGH"]`; without values, a true boolean), and/or name globs.
+    privileged_field: str | None = None
+    privileged_values: tuple[str, ...] = ()
     privileged_names: tuple[str, ...] = ()
+    #: Whether the request lookup lists role removal items (unverified [A]: it has only getPerms and
+    #: getApps flags). False: role items are not waited for there. Either way a role item the lookup
+    #: does not list is tracked by listing the user's roles again, never resubmitted.
+    role_items_in_lookup: bool = True
     #: IG version: "4.x" adds requested business roles to the inventory.
     version: str = "4.2"
     #: How far before a submit the lookup's `startDate` reaches (clock skew), and how far back

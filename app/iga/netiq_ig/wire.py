@@ -121,10 +121,13 @@ def to_user(raw: Mapping[str, Any], options: NetIqIgOptions) -> IgaUser:
 
 
 def is_privileged(raw: Mapping[str, Any], options: NetIqIgOptions) -> bool:
-    """IG has no privileged flag: the configured field, else a name glob."""
+    """IG has no privileged flag: the configured field and values, else a name glob."""
     field = options.privileged_field
     flag = raw.get(field) if field else None
-    if flag is True or str(flag).lower() in ("true", "yes", "1"):
+    if flag is not None and options.privileged_values:
+        if str(flag).casefold() in {v.casefold() for v in options.privileged_values}:
+            return True
+    elif flag is True or str(flag).lower() in ("true", "yes", "1"):
         return True
     names = [str(raw.get(k) or "") for k in ("displayName", "name")]
     return any(fnmatch.fnmatch(n.lower(), g.lower()) for g in options.privileged_names for n in names)
@@ -283,3 +286,30 @@ def no_longer_held(r: RemovalRequest, key: str) -> RequestRef:
         raw_status="NOT_HELD",
         message="no longer held by the user when recovery looked (the request list was too long to read to the end)",
     )
+
+
+RELIST = "relist:"
+
+
+def is_role(r: RemovalRequest) -> bool:
+    return r.item.type == "role"
+
+
+def relist_ref(r: RemovalRequest, key: str) -> RequestRef:
+    """A role item IG accepted that its request list does not show (§7): no ID to poll, so it is
+    tracked by listing the user's roles again; never failed, never resubmitted."""
+    return RequestRef(
+        item_id=r.item.id,
+        request_id=f"{key}:{r.item.id}",
+        tracking_id=f"{RELIST}{key}:{r.item.id}",
+        status=IgaStatus.PENDING,
+        raw_status="NOT_LISTED",
+        message="accepted; IG's request list does not show role removals, so the user's roles are listed again",
+    )
+
+
+def relist_state(held: bool) -> RequestState:
+    """A re-listed role item: gone is done; held is pending (the verify grace then hands it on)."""
+    if held:
+        return RequestState(IgaStatus.PENDING, "NOT_LISTED", "still held; IG does not list role removals")
+    return RequestState(IgaStatus.COMPLETED, "NOT_HELD", "the role is no longer held")

@@ -13,10 +13,12 @@ from pydantic import ValidationError
 from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRef, RequestState, UserIdentifiers
 from app.iga.base import AmbiguousUser, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token
+from app.iga.sailpoint_isc.assign import alone, resolve, targets
 from app.iga.sailpoint_isc.options import SEARCH_WINDOW, SailPointIscOptions
 from app.iga.sailpoint_isc.wire import (
     access_item,
     build_revoke_body,
+    combine_states,
     error_text,
     field_values,
     is_row_of,
@@ -26,12 +28,21 @@ from app.iga.sailpoint_isc.wire import (
     norm_dn,
     pick_row,
     quote,
+    refs_from_rows,
     row_state,
     to_user,
 )
 from app.settings import TargetSettings
 
 SYSTEM = "sailpoint-isc"
+
+
+def _request_ids(ref: RequestRef) -> list[str]:
+    """The requests an item was revoked by: several when it was held on several accounts."""
+    head = ref.tracking_id.split(":", 1)[0]
+    return head.split("+") if "+" in head else [ref.request_id]
+
+
 #: ISC allows 100 requests per token per 10 s; we stay under it (contract §8).
 REQUESTS_PER_SECOND = 9.0
 TOKEN_RENEW_EARLY = 60.0
@@ -78,6 +89,7 @@ class SailPointIscClient:
         )
         self._prefix = f"/{self.options.api_version}"
         self._in_filter = True  # cleared when the tenant refuses `accessRequestId in (...)`
+        self._created_quoted = self.options.created_filter_quoted  # flipped once the tenant refuses it
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -194,8 +206,16 @@ class SailPointIscClient:
 
     async def list_access(self, user: IgaUser) -> list[AccessItem]:
         doc = await self._identity(user.id)
-        items = [access_item(raw) for raw in doc.get("access") or [] if isinstance(raw, dict)]
-        return [i for i in items if i is not None]
+        listed = [access_item(raw) for raw in doc.get("access") or [] if isinstance(raw, dict)]
+        items = list({i.id: i for i in listed if i is not None}.values())
+        version = self.options.role_assignments_version
+        return await resolve(doc, items, self._list, self._get, self._prefix, f"/{version}" if version else None)
+
+    async def _list(self, path: str, params: Mapping[str, str]) -> list[Any]:
+        return await self._pages("GET", path, params, self.options.status_page_size)
+
+    async def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        return (await self.http.request("GET", path, params=params)).json()
 
     # ---- removals
 
@@ -205,7 +225,7 @@ class SailPointIscClient:
         batches: list[list[RemovalRequest]] = []
         group: list[RemovalRequest] = []
         for req in requests:
-            if req.item.type == "entitlement" or req.item.extra.get("isc_type") == "ENTITLEMENT":
+            if req.item.type == "entitlement" or req.item.extra.get("isc_type") == "ENTITLEMENT" or alone(req):
                 batches.append([req])
                 continue
             group.append(req)
@@ -217,13 +237,27 @@ class SailPointIscClient:
         return batches
 
     def revoke_body(self, user: IgaUser, batch: Sequence[RemovalRequest], key: str) -> dict[str, Any]:
-        """The REVOKE_ACCESS request for one batch, with the key on the request and every item."""
-        return build_revoke_body(user, batch, key, self.options)
+        """The REVOKE_ACCESS request for one batch (the first, when an item needs one per target)."""
+        return build_revoke_body(user, batch, key, self.options, [targets(r)[0] for r in batch])
 
     async def submit_removals(self, user: IgaUser, batch: Sequence[RemovalRequest], key: str) -> list[RequestRef]:
         if not batch:
             return []
-        body = self.revoke_body(user, batch, key)
+        plan = [targets(r) for r in batch]
+        if len(plan[0]) > 1:  # one item on several accounts or assignments: alone in its batch
+            refs = [await self._submit(user, batch, key, [t]) for t in plan[0]]
+            parts = [r[0] for r in refs if r]
+            if not parts:
+                return []
+            tag = parts[0].tracking_id.split(":", 1)[1]
+            joined = "+".join(p.request_id for p in parts)
+            return [RequestRef(item_id=parts[0].item_id, request_id=parts[0].request_id, tracking_id=f"{joined}:{tag}")]
+        return await self._submit(user, batch, key, [p[0] for p in plan])
+
+    async def _submit(
+        self, user: IgaUser, batch: Sequence[RemovalRequest], key: str, fields: Sequence[Mapping[str, str]]
+    ) -> list[RequestRef]:
+        body = build_revoke_body(user, batch, key, self.options, fields)
         resp = await self.http.request("POST", f"{self._prefix}/access-requests", json=body, idempotent=False)
         try:
             answer = resp.json() if resp.content else {}
@@ -278,28 +312,9 @@ class SailPointIscClient:
             if attempt:
                 await asyncio.sleep(self.options.lookup_grace_seconds)
             since = iso_time(datetime.now(UTC) - timedelta(days=self.options.lookup_window_days))
-            created = quote(since) if self.options.created_filter_quoted else since
-            rows = await self._status_rows(
-                {"requested-for": user.id, "sorters": "-created", "filters": f"created ge {created}"}
-            )
-            refs: dict[str, RequestRef] = {}
-            for row in rows:  # newest first: a later resend under the same key wins
-                meta = row.get("clientMetadata") or {}
-                tag = meta.get("leaverItem")
-                if meta.get("leaverKey") != key or tag not in wanted or tag in refs:
-                    continue
-                request_id = str(row.get("accessRequestId"))
-                state = row_state(row, self.options)
-                refs[tag] = RequestRef(
-                    item_id=wanted[tag].item.id,
-                    request_id=request_id,
-                    tracking_id=f"{request_id}:{tag}",
-                    status=state.status,
-                    raw_status=state.raw_status,
-                    message=state.message,
-                )
+            refs = refs_from_rows(await self._rows_since(user, since), wanted, key, self.options)
             if refs:
-                return [refs[t] for t in wanted if t in refs]
+                return refs
         return []
 
     # ---- tracking
@@ -307,6 +322,22 @@ class SailPointIscClient:
     async def _status_rows(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         rows = await self._pages("GET", f"{self._prefix}/access-request-status", params, self.options.status_page_size)
         return [r for r in rows if isinstance(r, dict)]
+
+    async def _rows_since(self, user: IgaUser, since: str) -> list[dict[str, Any]]:
+        """The user's status rows created since `since`. Which date form ISC takes is undocumented:
+        the remembered one first; on a 400 the other once, and that one is kept for this target."""
+        for flip in (False, True):
+            quoted = self._created_quoted != flip
+            flt = f"created ge {quote(since) if quoted else since}"
+            try:
+                rows = await self._status_rows({"requested-for": user.id, "sorters": "-created", "filters": flt})
+            except IgaPermanentError as exc:
+                if exc.status_code != 400 or flip:
+                    raise
+                continue
+            self._created_quoted = quoted
+            return rows
+        raise AssertionError("unreachable")
 
     async def _rows_for_ids(self, user: IgaUser, request_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Status rows of these requests: `in` per chunk of IDs, or `eq` per ID on a tenant that
@@ -330,7 +361,8 @@ class SailPointIscClient:
         return rows
 
     async def get_requests(self, user: IgaUser, refs: Sequence[RequestRef]) -> dict[str, RequestState]:
-        request_ids = sorted({r.request_id for r in refs if r.request_id})
+        parts = {r.tracking_id: _request_ids(r) for r in refs}
+        request_ids = sorted({i for ids in parts.values() for i in ids if i})
         if not request_ids:
             return {}
         rows = await self._rows_for_ids(user, request_ids)
@@ -339,9 +371,9 @@ class SailPointIscClient:
             by_request.setdefault(str(row.get("accessRequestId")), []).append(row)
         states = {}
         for ref in refs:
-            picked = pick_row(ref, by_request.get(ref.request_id, []))
-            if picked is not None:
-                states[ref.tracking_id] = row_state(picked, self.options)
+            found = [pick_row(ref, by_request.get(i, [])) for i in parts[ref.tracking_id]]
+            if found and all(row is not None for row in found):
+                states[ref.tracking_id] = combine_states([row_state(r, self.options) for r in found if r is not None])
         return states
 
     async def cancel_request(self, user: IgaUser, ref: RequestRef, reason: str) -> bool:

@@ -46,8 +46,12 @@ class SailPointIscOptions(BaseModel):
     lookup_grace_seconds: float = Field(15.0, ge=0)
     #: Only status rows created this many days back are searched for a correlation key.
     lookup_window_days: float = Field(30.0, gt=0)
-    #: Write the date in `created ge "..."` with quotes (the contract's form) or bare.
-    created_filter_quoted: bool = True
+    #: The first date form tried in `created ge ...` filters: bare (the spec's examples) or quoted.
+    #: Which one ISC takes is undocumented; on a 400 the other is tried once and remembered.
+    created_filter_quoted: bool = False
+    #: The API version whose `identities/{id}/role-assignments` says which assignment of a role to
+    #: revoke (v2024+); None where the tenant has no such API: a role listed twice then goes to an operator.
+    role_assignments_version: str | None = Field("v2025", pattern=r"^(v20\d\d|beta)$")
     #: TERMINATED (stopped, e.g. by an admin) counts as failed: the access probably remains.
     terminated_as: Literal["failed", "cancelled"] = "failed"
     #: Comment for items whose removal reason is empty (ISC requires one on every revoke item).

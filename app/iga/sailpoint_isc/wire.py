@@ -156,12 +156,17 @@ def access_item(raw: Mapping[str, Any]) -> AccessItem | None:
 
 
 def build_revoke_body(
-    user: IgaUser, batch: Sequence[RemovalRequest], key: str, options: SailPointIscOptions
+    user: IgaUser,
+    batch: Sequence[RemovalRequest],
+    key: str,
+    options: SailPointIscOptions,
+    fields: Sequence[Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The REVOKE_ACCESS request for one batch, with the key on the request and every item."""
+    """The REVOKE_ACCESS request for one batch, with the key on the request and every item.
+    `fields`, one per item, name the account (`nativeIdentity`) or assignment (`assignmentId`)."""
     now = datetime.now(UTC)
     items = []
-    for req in batch:
+    for n, req in enumerate(batch):
         kind = isc_type(req.item)
         item: dict[str, Any] = {
             "type": kind,
@@ -169,6 +174,10 @@ def build_revoke_body(
             "comment": req.reason.strip() or options.default_comment,
             "clientMetadata": {"leaverKey": key, "leaverItem": item_tag(kind, req.item.id)},
         }
+        target = dict(fields[n]) if fields else {}
+        if target:
+            item.update(target)
+            item["clientMetadata"]["leaverTarget"] = next(iter(target.values()))
         if req.remove_at is not None:
             when = req.remove_at if req.remove_at.tzinfo else req.remove_at.replace(tzinfo=UTC)
             if when > now:
@@ -192,6 +201,48 @@ def is_row_of(row: Mapping[str, Any], kind: str, req: RemovalRequest) -> bool:
 
 
 # ---- tracking
+
+
+def refs_from_rows(
+    rows: Sequence[Mapping[str, Any]], wanted: Mapping[str, RemovalRequest], key: str, options: SailPointIscOptions
+) -> list[RequestRef]:
+    """Refs for the items whose rows carry our key, newest row first: one request ID per item,
+    or per account/assignment when one item was revoked by several requests."""
+    found: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:  # newest first: a later resend under the same key wins
+        meta = row.get("clientMetadata") or {}
+        tag = meta.get("leaverItem")
+        if meta.get("leaverKey") != key or tag not in wanted:
+            continue
+        found.setdefault(str(tag), {}).setdefault(str(meta.get("leaverTarget") or ""), row)
+    refs = []
+    for tag, req in wanted.items():
+        if tag not in found:
+            continue
+        picked = list(found[tag].values())
+        request_ids = [str(r.get("accessRequestId")) for r in picked]
+        states = [row_state(r, options) for r in picked]
+        state = states[0] if len(states) == 1 else combine_states(states)
+        refs.append(
+            RequestRef(
+                item_id=req.item.id,
+                request_id=request_ids[0],
+                tracking_id=f"{'+'.join(request_ids)}:{tag}",
+                status=state.status,
+                raw_status=state.raw_status,
+                message=state.message,
+            )
+        )
+    return refs
+
+
+def combine_states(states: Sequence[RequestState]) -> RequestState:
+    """One item revoked by several requests: pending while any is, completed when all are,
+    otherwise the first that did not complete."""
+    for state in states:
+        if state.status is IgaStatus.PENDING:
+            return state
+    return next((s for s in states if s.status is not IgaStatus.COMPLETED), states[0])
 
 
 def pick_row(ref: RequestRef, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

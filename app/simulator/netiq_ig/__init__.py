@@ -45,6 +45,8 @@ def demo_target(base_url: str, name: str = SYSTEM) -> TargetSettings:
         client_secret=SecretStr(CLIENT_SECRET),
         username=SERVICE_USER,
         password=SecretStr(SERVICE_PASSWORD),
+        # The simulator marks privileged permissions with risk HIGH (risk values are site-defined).
+        options={"privileged_field": "risk", "privileged_values": ["HIGH"]},
     )
 
 

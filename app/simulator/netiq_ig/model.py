@@ -39,6 +39,9 @@ class NetIqConfig(SimConfig):
     #: The fulfilment status of a failed item, and the verification of a completed one.
     fail_status: Literal["ERROR", "REFUSED", "TIMED_OUT"] = "ERROR"
     verify_result: Literal["VERIFIED", "NOT_VERIFIED"] = "VERIFIED"
+    #: Whether `POST /request/requests` lists technical-role and business-role removal items at
+    #: all: its only item-kind flags are getPerms and getApps, so this is unverified [A].
+    role_items_in_lookup: bool = True
 
 
 @dataclass

@@ -85,8 +85,8 @@ def perm_json(cat: Catalog, h: Holding) -> dict[str, Any]:
             "startTime": h.since_ms,
             "endTime": None,
         },
-        # IG has no such field: the simulator's stand-in for a catalogue risk marker [A].
-        "privileged": perm.privileged,
+        # IG has no privileged field; `risk` is deployment-defined [A]: HIGH marks the privileged.
+        "risk": "HIGH" if perm.privileged else "LOW",
     }
     if h.instance_guid:
         body["instanceGuid"] = h.instance_guid
@@ -103,7 +103,6 @@ def role_json(cat: Catalog, h: Holding) -> dict[str, Any]:
         "state": "ACTIVE",
         "assigned": h.requested,
         "authorizedBy": [],
-        "privileged": role.privileged,
     }
 
 

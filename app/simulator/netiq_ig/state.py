@@ -30,7 +30,15 @@ from app.simulator.netiq_ig.wire import (
 
 #: Fulfilment statuses from which a request item can still be retracted.
 _RETRACTABLE = (None, "INITIALIZED", "IN_PROGRESS", "PENDING", "RETRY")
-_LIST_FLAGS = ("getInProgress", "getCompleted", "getAdds", "getRemoves", "getPerms", "getApps", "getRoles", "getBroles")
+#: The list's flags and their defaults, as IG's API has them: no role flags, getCompleted false.
+_LIST_FLAGS = {
+    "getInProgress": True,
+    "getCompleted": False,
+    "getAdds": True,
+    "getRemoves": True,
+    "getPerms": True,
+    "getApps": True,
+}
 
 
 class NetIqIgSimulator(Simulator):
@@ -322,7 +330,7 @@ class NetIqIgSimulator(Simulator):
         self.settle()
         now = self.clock.now()
         get_all = bool_arg(q, "getAll", False)
-        flags = {name: bool_arg(q, name, True) for name in _LIST_FLAGS}
+        flags = {name: bool_arg(q, name, default) for name, default in _LIST_FLAGS.items()}
         start = int_arg(q, "startDate", 0)
         end = int_arg(q, "endDate", 0)
         text, how = q.get("q"), (q.get("qMatch") or "START").upper()
@@ -340,13 +348,15 @@ class NetIqIgSimulator(Simulator):
             if (removal and not flags["getRemoves"]) or (not removal and not flags["getAdds"]):
                 continue
             kind = REMOVALS.get(item.request_type, "app")
-            flag = {"perm": "getPerms", "role": "getRoles", "brole": "getBroles", "app": "getApps"}[kind]
-            if not flags[flag]:
+            if kind in ("role", "brole"):
+                if not self.config.role_items_in_lookup:
+                    continue  # the switch: IG may not list role items here at all
+            elif not flags["getPerms" if kind == "perm" else "getApps"]:
                 continue
             if text and not self._named(item, text, how):
                 continue
             rows.append(item)
-        descending = q.get("sortOrder", "DESC").upper() != "ASC"
+        descending = (q.get("sortOrder") or "ASC").upper() == "DESC"
         rows.sort(key=lambda i: (i.submitted, i.item_id), reverse=descending)
         return rows
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.simulator.base import install_error_handlers, install_simulator_plumbing
 from app.simulator.sailpoint_isc.docs import account_docs, identity_doc, row_doc
+from app.simulator.sailpoint_isc.multi import account_entitlements, role_assignments
 from app.simulator.sailpoint_isc.query import field_values, parse_filter, parse_query, sort_rows
 from app.simulator.sailpoint_isc.state import IscSimulator
 from app.simulator.sailpoint_isc.wire import (
@@ -28,6 +29,7 @@ from app.simulator.sailpoint_isc.wire import (
     STATUS_SORTERS,
     IscError,
     bad,
+    check_date_form,
     error_body,
     json_body,
 )
@@ -73,6 +75,7 @@ def create_app(sim: IscSimulator | None = None) -> FastAPI:
         return JSONResponse(body)
 
     api = APIRouter()
+    newer = APIRouter()
 
     @api.post("/search")
     async def search(request: Request) -> Response:
@@ -137,6 +140,28 @@ def create_app(sim: IscSimulator | None = None) -> FastAPI:
         rows = sort_rows([d for d in docs if predicate(d)], request.query_params.get("sorters"), ACCOUNT_SORTERS)
         return _page(request, rows, cap)
 
+    @api.get("/accounts/{account_id}/entitlements")
+    def account_entitlements_route(account_id: str, request: Request) -> Response:
+        with sim.lock:
+            sim.check_token(request.headers.get("authorization"), user_only=False)
+            now = sim.tick()
+            owner = next((i for i in sim.identities.values() if any(a["id"] == account_id for a in i.accounts)), None)
+            if owner is None:
+                raise IscError(404, f"Account '{account_id}' was not found")
+            rows, cap = account_entitlements(owner, account_id, now), sim.config.page_size_max
+        return _page(request, rows, cap)
+
+    @newer.get("/identities/{identity_id}/role-assignments")
+    def role_assignments_route(identity_id: str, request: Request) -> Response:
+        with sim.lock:
+            sim.check_token(request.headers.get("authorization"), user_only=False)
+            now = sim.tick()
+            ident = sim.identities.get(identity_id)
+            if ident is None:
+                raise IscError(404, f"Identity '{identity_id}' was not found")
+            rows = role_assignments(ident, request.query_params.get("roleId"), now)
+        return JSONResponse(rows)
+
     @api.post("/access-requests", status_code=202)
     async def access_requests(request: Request) -> Response:
         with sim.lock:
@@ -168,6 +193,8 @@ def create_app(sim: IscSimulator | None = None) -> FastAPI:
         with sim.lock:
             if flt and not sim.config.status_in_filter and re.search(r"\baccessRequestId\s+in\b", flt):
                 raise bad("operator 'in' is not supported for field 'accessRequestId'")
+            if flt:
+                check_date_form(flt, sim.config.created_date_form)
             now = sim.tick()
 
             def who(name: str) -> str | None:
@@ -208,4 +235,6 @@ def create_app(sim: IscSimulator | None = None) -> FastAPI:
 
     for version in API_VERSIONS:
         app.include_router(api, prefix=f"/{version}")
+        if version != "v3":  # role-assignments exists from v2024 on
+            app.include_router(newer, prefix=f"/{version}")
     return app

@@ -25,7 +25,8 @@ def identity_doc(ident: Identity, now: float, nested: bool = True) -> dict[str, 
     p = ident.person
     first, _, last = p.display_name.partition(" ")
     holdings = [h for h in ident.holdings if h.indexed(now)]
-    access = [access_doc(h) for h in holdings]
+    # An item held on two accounts, or a role assigned twice, is listed once.
+    access = list({h.item.id: access_doc(h) for h in reversed(holdings)}.values())[::-1]
     doc: dict[str, Any] = {
         "id": ident.id,
         "name": p.username,

@@ -5,7 +5,7 @@ and the settings captured when the request was made."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -39,6 +39,13 @@ class IscConfig(SimConfig):
     status_in_filter: bool = True
     #: >0: the items of one submission are spread over several accessRequestIds, this many each.
     items_per_request_id: int = Field(0, ge=0)
+    #: Which date form `created` filters on access-request-status accept (undocumented [A]):
+    #: `created ge 2026-01-01T00:00:00.000Z`, `created ge "2026-..."`, or either. Others get a 400.
+    created_date_form: Literal["unquoted", "quoted", "both"] = "unquoted"
+    #: A revoke for an identity with several accounts on the item's source (or holding a role
+    #: more than once) without `nativeIdentity`/`assignmentId` (undocumented [A]): a 400, or the
+    #: removal of one arbitrary assignment.
+    ambiguous_revoke: Literal["reject", "arbitrary"] = "reject"
 
 
 @dataclass
@@ -64,6 +71,9 @@ class Holding:
     standalone: bool
     via: str | None = None
     birthright: bool = False
+    #: The account that holds an entitlement; the assignment of a role (several per role possible).
+    account: str | None = None
+    assignment_id: str | None = None
     removed_at: float | None = None
     hidden_at: float | None = None
 
@@ -113,6 +123,8 @@ class Row:
     visible_at: float
     requester: dict[str, str]
     noop: str | None = None
+    #: The one holding this row removes (an account's entitlement, an assignment of a role).
+    target: Holding | None = None
     approval_id: str | None = None
     cancelled_at: float | None = None
     cancel_comment: str | None = None

@@ -18,6 +18,7 @@ from app.simulator.base import LogEntry, Simulator, Submission, Withdrawal
 from app.simulator.demo_users import DemoAccess, DemoPerson, demo_people
 from app.simulator.sailpoint_isc.docs import tracking
 from app.simulator.sailpoint_isc.model import Holding, Identity, IscConfig, Item, Row, Token
+from app.simulator.sailpoint_isc.multi import MULTI, add_second_accounts, target_holding
 from app.simulator.sailpoint_isc.wire import (
     ADMIN,
     API_CLIENT_ID,
@@ -79,6 +80,7 @@ class IscSimulator(Simulator):
             if person.deleted:
                 continue  # a deleted identity is gone from ISC: lookups find nothing
             self.add_person(person, seeded)
+        add_second_accounts(self.add_person(MULTI, seeded), self.items)
 
     def revoke_tokens(self) -> None:
         self.tokens.clear()
@@ -123,6 +125,7 @@ class IscSimulator(Simulator):
 
     def add_person(self, person: DemoPerson, created: float) -> Identity:
         holdings = []
+        ident_id = hex_id("identity", person.username)
         apps = {"Corporate Directory"}
         for access in person.access:
             if access.kind not in ("role", "access_profile", "entitlement"):
@@ -136,9 +139,12 @@ class IscSimulator(Simulator):
                     standalone=direct,
                     via=access.via,
                     birthright=access.granted_by == "birthright",
+                    account=hex_id("account", person.username, access.application)
+                    if access.kind == "entitlement"
+                    else None,
+                    assignment_id=hex_id("assignment", "1", access.name, ident_id) if access.kind == "role" else None,
                 )
             )
-        ident_id = hex_id("identity", person.username)
         accounts = []
         for app in sorted(apps):
             native = person.dn if app == "Corporate Directory" else person.username
@@ -255,18 +261,25 @@ class IscSimulator(Simulator):
                 continue
             row.applied = True
             if state == "REQUEST_COMPLETED" or (state == "NOT_ALL_ITEMS_PROVISIONED" and row.position == 0):
-                self._remove(row.identity, row.item, since, since + row.verify_delay)
+                self._remove(row.identity, row.item, since, since + row.verify_delay, row.target)
         return now
 
-    def _remove(self, ident: Identity, item: Item, at: float, hidden_at: float) -> None:
+    def _remove(self, ident: Identity, item: Item, at: float, hidden_at: float, target: Holding | None) -> None:
+        """Take away `target` (one account's entitlement, one assignment of a role), else every
+        holding of the item; a role's own items go with its last assignment."""
         for h in ident.holdings:
-            gone = h.item.id == item.id or (item.type == "ROLE" and h.via == item.name)
-            if gone and h.held():
+            if h.held() and h.item.id == item.id and (target is None or h is target):
                 h.removed_at, h.hidden_at = at, hidden_at
+        if item.type == "ROLE" and not any(h.held() and h.item.id == item.id for h in ident.holdings):
+            for h in ident.holdings:
+                if h.held() and h.via == item.name:
+                    h.removed_at, h.hidden_at = at, hidden_at
 
-    def open_row(self, ident: Identity, item: Item, now: float) -> Row | None:
+    def open_row(self, ident: Identity, item: Item, now: float, target: Holding | None = None) -> Row | None:
+        """The open request for this item (for this account or assignment, when one is named)."""
         for row in reversed(self.rows):
-            if row.identity is ident and row.item.id == item.id and row.state(now)[0] not in TERMINAL:
+            same = target is None or row.target is None or row.target is target
+            if row.identity is ident and row.item.id == item.id and same and row.state(now)[0] not in TERMINAL:
                 return row
         return None
 
@@ -287,10 +300,13 @@ class IscSimulator(Simulator):
                 raise bad(f"{req['type']} '{req['id']}' was not found")
             resolved.append((req, item))
         cfg = self.config
-        fresh: list[tuple[dict[str, Any], Item, str | None]] = []
+        fresh: list[tuple[dict[str, Any], Item, str | None, Holding | None]] = []
         existing: dict[str, list[Item]] = {}
         for req, item in resolved:
-            earlier = self.open_row(ident, item, now)
+            holding = target_holding(ident, item, req, cfg)
+            earlier = self.open_row(
+                ident, item, now, holding if req.keys() & {"nativeIdentity", "assignmentId"} else None
+            )
             if earlier is not None and cfg.report_existing:
                 existing.setdefault(earlier.access_request_id, []).append(item)
                 continue
@@ -298,7 +314,6 @@ class IscSimulator(Simulator):
             if earlier is not None:
                 noop = f"Cancelled as a duplicate of open request {earlier.access_request_id}"
             else:
-                holding = next((h for h in ident.holdings if h.item.id == item.id and h.held()), None)
                 if holding is None:
                     noop = f"{ident.person.display_name} does not have {item.name}; nothing to revoke"
                 elif not (holding.standalone if item.type == "ENTITLEMENT" else holding.revocable):
@@ -306,11 +321,11 @@ class IscSimulator(Simulator):
                         f"{item.name} was granted by role membership or birthright provisioning and "
                         "cannot be revoked by an access request"
                     )
-            fresh.append((req, item, noop))
+            fresh.append((req, item, noop, holding))
         chunk = cfg.items_per_request_id or max(1, len(fresh))
         request_ids: list[str] = []
         requester = {"type": "IDENTITY", "id": token.identity_id or ADMIN["id"], "name": ADMIN["name"]}
-        for position, (req, item, noop) in enumerate(fresh):
+        for position, (req, item, noop, holding) in enumerate(fresh):
             if position % chunk == 0:
                 request_ids.append(new_id())
             remove_at = parse_time(req["removeDate"]) if req.get("removeDate") else None
@@ -334,12 +349,13 @@ class IscSimulator(Simulator):
                     visible_at=now + cfg.status_lag,
                     requester=requester,
                     noop=noop,
+                    target=holding,
                     approval_id=new_id() if cfg.approval_delay > 0 else None,
                 )
             )
         if cfg.legacy_empty_202:
             return {}
-        new = [tracking(ident, [i for _, i, _ in fresh], request_ids)] if fresh else []
+        new = [tracking(ident, [i for _, i, _, _ in fresh], request_ids)] if fresh else []
         return {"newRequests": new, "existingRequests": [tracking(ident, v, [k]) for k, v in existing.items()]}
 
     def cancel(self, body: Any) -> None:
