@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import console, health, ops, status
+from app.api import console, guard, health, ops, report, status
 from app.api.deps import Serving
 from app.api.docs import install_docs
 from app.intake import formats as intake_formats
@@ -60,7 +60,16 @@ def create_app(
     install_problem_handlers(app)
     install_docs(app)
     app.add_middleware(LoadShedding, limit=rt.settings.max_inflight_requests)
-    for router in (intake.router, intake_formats.router, status.router, ops.router, health.router, console.router):
+    for router in (
+        intake.router,
+        intake_formats.router,
+        status.router,
+        report.router,
+        ops.router,
+        guard.router,
+        health.router,
+        console.router,
+    ):
         app.include_router(router)
     for system, sim in (simulators or {}).items():
         app.mount(f"/sim/{system}", sim)

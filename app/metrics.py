@@ -10,6 +10,9 @@ EVENTS_RECEIVED = Counter("leaver_events_received_total", "Webhook events accept
 IGA_CALLS = Counter("leaver_iga_calls_total", "HTTP calls made to IGA systems", ["target", "method", "status"])
 ITEMS_FINISHED = Counter("leaver_items_finished_total", "Plan items that reached a terminal state", ["state"])
 CASES_FINISHED = Counter("leaver_cases_finished_total", "Cases that reached a terminal state", ["state"])
+GUARD_TRIPS = Counter(
+    "leaver_guard_trips_total", "Times the blast-radius guard held a target's further leavers", ["target"]
+)
 JOBS_CLAIMED = Counter("leaver_jobs_claimed_total", "Jobs claimed by workers")
 TIME_TO_REVOKE = Histogram(
     "leaver_time_to_revoke_seconds",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -35,13 +36,26 @@ class Runtime:
     def target_names(self) -> list[str]:
         return [t.name for t in self.targets]
 
+    def target(self, name: str) -> TargetSettings:
+        found = next((t for t in self.targets if t.name == name), None)
+        if found is None:
+            raise KeyError(f"unknown target {name!r}")
+        return found
+
+    def dry_run_targets(self) -> frozenset[str]:
+        """Targets whose cases are planned and recorded but never submitted."""
+        return frozenset(t.name for t in self.targets if self.settings.dry_run or t.dry_run)
+
+    def guard(self, target: str) -> tuple[int, timedelta]:
+        """The blast-radius guard of `target`: (most leavers, window); 0 leavers: no guard."""
+        t = self.target(target)
+        most = self.settings.guard_max_leavers if t.guard_max_leavers is None else t.guard_max_leavers
+        return most, t.guard_window or self.settings.guard_window
+
     def client(self, target: str) -> IgaClient:
         """The process-wide client of `target`, built on first use (shared rate limits)."""
         if target not in self.clients:
-            spec = next((t for t in self.targets if t.name == target), None)
-            if spec is None:
-                raise KeyError(f"unknown target {target!r}")
-            client = build_client(spec, transport=self._transports.get(target))
+            client = build_client(self.target(target), transport=self._transports.get(target))
             if self.postgres:  # several worker processes: one budget per target for all of them
                 rate = client.http.policy.requests_per_second
                 client.http.share_budget(SharedPacer(self.sessions, target, rate, burst=max(1, int(rate))))

@@ -8,6 +8,7 @@ and never printed.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,12 @@ class HttpSettings(BaseModel):
     verify_tls: bool = True
 
 
+def positive_window(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be a positive duration, e.g. PT1H")
+    return value
+
+
 class TargetSettings(BaseModel):
     """One IGA target: which system, where, and the service account it signs in with.
 
@@ -61,6 +68,13 @@ class TargetSettings(BaseModel):
     #: How long the IGA may take, after accepting a request, to list it where recovery looks
     #: (assumed; the resend grace must cover it).
     listing_lag_seconds: float = Field(30.0, ge=0)
+    #: Plan and record this target's cases without submitting (beside the global `dry_run`).
+    dry_run: bool = False
+    #: Blast-radius guard overrides for this target (see `Settings.guard_max_leavers`).
+    guard_max_leavers: int | None = Field(None, ge=0)
+    guard_window: timedelta | None = None
+    #: Evidence report SLA override for this target (see `Settings.sla_seconds`).
+    sla_seconds: float | None = Field(None, gt=0)
     #: System-specific knobs, including every value a backend contract marks as assumed.
     options: dict[str, Any] = Field(default_factory=dict)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -79,6 +93,11 @@ class TargetSettings(BaseModel):
                 except OSError as exc:
                     raise ValueError(f"{key}_file: cannot read {path}: {exc.strerror}") from None
         return data
+
+    @field_validator("guard_window")
+    @classmethod
+    def _positive_window(cls, value: timedelta | None) -> timedelta | None:
+        return positive_window(value)
 
     @field_validator("base_url", "token_url")
     @classmethod
@@ -151,7 +170,18 @@ class Settings(BaseSettings):
     resend_grace_seconds: float = Field(120.0, ge=0)
     #: On SIGTERM a worker lets running steps finish this long, then hands the rest back.
     shutdown_grace_seconds: float = Field(20.0, ge=0)
+    #: Plan and record every case without submitting; the per-target setting and an event's own
+    #: `dry_run` flag do the same for fewer cases. Every view labels such cases.
     dry_run: bool = False
+    #: Blast-radius guard: more leavers than this on one target within `guard_window` (ISO 8601
+    #: duration, e.g. `PT1H`) hold the further cases before any submission until an operator
+    #: confirms or cancels them. 0 turns the guard off.
+    guard_max_leavers: int = Field(50, ge=0)
+    guard_window: timedelta = timedelta(hours=1)
+    #: Evidence report: a removal slower than this (seconds from receipt) is a breach; a target's
+    #: `sla_seconds` and `sla_rules` (policy rule name -> seconds) override it, the rule first.
+    sla_seconds: float = Field(86400.0, gt=0)
+    sla_rules: dict[str, float] = Field(default_factory=dict)
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     #: Requests in flight per API process; beyond it the API answers 503 + Retry-After at once.
     max_inflight_requests: int = Field(256, ge=1)
@@ -186,6 +216,11 @@ class Settings(BaseSettings):
                 raise ConfigError(f"LEAVER_CONFIG_FILE: no such file: {config_file}")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+    @field_validator("guard_window")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        return positive_window(value) or value
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Settings:

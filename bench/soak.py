@@ -94,6 +94,7 @@ WORKER_ENV = {
     "LEAVER_TRACK_MAX_SECONDS": "1",
     "LEAVER_SHUTDOWN_GRACE_SECONDS": "5",
     "LEAVER_LOG_LEVEL": "warning",
+    "LEAVER_GUARD_MAX_LEAVERS": "0",  # a soak sends many leavers at once on purpose
 }
 #: Share of the run during which events arrive; the rest of the killing hits work in progress.
 DELIVERY_SHARE = 0.7

@@ -38,6 +38,22 @@ def _pg_admin(url: str, sql: str) -> None:
     asyncio.run(run())
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, run the tests that use a database (through `migrated_template`, or marked
+    `postgres`): the others (simulators, adapters, policy, deployment files) cannot differ by
+    database and already run on SQLite. `LEAVER_TEST_ALL=1` runs everything anyway."""
+    if not PG_URL or os.environ.get("LEAVER_TEST_ALL"):
+        return
+    keep, drop = [], []
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        uses_db = "migrated_template" in fixtures or item.get_closest_marker("postgres")
+        (keep if uses_db else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database for the whole session: a SQLite file to copy, or a PostgreSQL database."""
@@ -93,6 +109,7 @@ def make_settings(
         "resend_grace_seconds": 0.5,
         "verify_grace_seconds": 30.0,
         "lease_seconds": 10.0,
+        "guard_max_leavers": 0,  # the guard's own tests turn it on
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

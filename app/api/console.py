@@ -17,7 +17,7 @@ from app.api import status
 from app.api.auth import SESSION_COOKIE, Acting, Reader, operator_for_secret
 from app.api.deps import ReadSession, RuntimeDep
 from app.domain import CaseState
-from app.store import actions, reads
+from app.store import actions, guard, reads
 from app.store.models import Audit, Event
 from app.store.operators import close_session, open_session
 
@@ -104,6 +104,7 @@ async def overview(request: Request, session: ReadSession, who: Reader) -> HTMLR
         ttr=ttr,
         chart=_chart(ttr),
         cases=recent[:20],
+        guard_held=[b for b in await guard.batches(session) if b["state"] == "held"],
     )
 
 
@@ -192,7 +193,8 @@ async def user_page(key: str, request: Request, session: ReadSession, who: Reade
 async def attention(request: Request, session: ReadSession, who: Reader) -> HTMLResponse:
     items = await reads.attention_items(session)
     dead = await reads.dead_letters(session)
-    return _page(request, "attention.html", who, items=items, dead=dead)
+    batches = await guard.batches(session)
+    return _page(request, "attention.html", who, items=items, dead=dead, guard_batches=batches)
 
 
 @router.get("/console/login", response_class=HTMLResponse)
@@ -234,6 +236,7 @@ async def logout(request: Request, rt: RuntimeDep) -> Response:
 
 CASE_ACTIONS = {"retry": actions.retry_case, "cancel": actions.cancel_case, "reverify": actions.reverify_case}
 ITEM_ACTIONS = {"approve": actions.approve_item, "keep": actions.keep_item}
+GUARD_ACTIONS = {"confirm": actions.confirm_guard, "cancel": actions.cancel_guard}
 
 
 @router.post("/console/actions/{kind}/{row_id}/{verb}")
@@ -261,9 +264,12 @@ async def act(
                 await CASE_ACTIONS[verb](session, row_id, who.name, text)
             elif kind == "items" and verb in ITEM_ACTIONS:
                 await ITEM_ACTIONS[verb](session, row_id, who.name, text)
+            elif kind == "guard" and verb in GUARD_ACTIONS:
+                await GUARD_ACTIONS[verb](session, row_id, who.name, text)
             else:
                 raise actions.Refused(404, f"no action {verb} on {kind}")
     except actions.Refused as exc:
         return RedirectResponse(f"{back}?{urlencode({'error': exc.detail})}", status_code=303)
+    rt.wakeup.set()
     done = f"{verb} {kind.rstrip('s')} {row_id}: done by {who.name}"
     return RedirectResponse(f"{back}?{urlencode({'msg': done})}", status_code=303)

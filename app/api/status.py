@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from statistics import quantiles
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.api.auth import reader
 from app.api.deps import ReadSession
-from app.domain import CASE_TERMINAL, CaseState, ItemState
+from app.domain import CASE_TERMINAL
 from app.problems import Problem, problem_responses
 from app.store import reads
 from app.store.models import Audit, Case, Event, IgaRequest, PlanItem
@@ -157,16 +156,6 @@ async def user_status(key: str, session: ReadSession) -> dict[str, Any]:
     }
 
 
-def time_to_revoke(cases: list[Case]) -> list[float]:
-    """Seconds from effective time to the last confirmed removal, per finished case."""
-    out = []
-    for case in cases:
-        removed = [i.finished_at for i in case.items if i.state == ItemState.REMOVED and i.finished_at]
-        if removed:
-            out.append(max(0.0, (max(removed) - case.event.effective_at).total_seconds()))
-    return out
-
-
 @router.get("/summary", summary="Counts by state, the oldest open case, time-to-revoke percentiles")
 async def summary(session: ReadSession) -> dict[str, Any]:
     cases = dict((await session.execute(select(Case.state, func.count()).group_by(Case.state))).all())
@@ -174,23 +163,8 @@ async def summary(session: ReadSession) -> dict[str, Any]:
     oldest = await session.scalar(
         select(Case).where(Case.state.not_in(CASE_TERMINAL)).order_by(Case.created_at).limit(1)
     )
-    done = list(
-        (
-            await session.scalars(
-                select(Case)
-                .where(Case.state == CaseState.DONE)
-                .order_by(Case.finished_at.desc())
-                .limit(10_000)
-                .options(selectinload(Case.items), selectinload(Case.event))
-            )
-        ).all()
-    )
     events = await session.scalar(select(func.count()).select_from(Event))
-    ttr = sorted(time_to_revoke(done))
-    percentiles: dict[str, float | None] = {"p50": None, "p90": None, "p99": None, "max": None}
-    if ttr:
-        cuts = quantiles(ttr, n=100, method="inclusive") if len(ttr) > 1 else [ttr[0]] * 99
-        percentiles = {"p50": cuts[49], "p90": cuts[89], "p99": cuts[98], "max": ttr[-1]}
+    ttr = await reads.revoke_percentiles(session)
     return {
         "events": events,
         "cases": cases,
@@ -204,20 +178,21 @@ async def summary(session: ReadSession) -> dict[str, Any]:
             "state": oldest.state,
             "created_at": _iso(oldest.created_at),
         },
-        "time_to_revoke_seconds": {**percentiles, "cases": len(ttr)},
+        "time_to_revoke_seconds": ttr,
     }
 
 
-@router.get("/dead-letters", summary="Failed cases waiting for an operator")
-async def dead_letters(session: ReadSession) -> dict[str, Any]:
-    cases = (
-        await session.scalars(
-            select(Case)
-            .where(Case.state == CaseState.FAILED)
-            .order_by(Case.updated_at.desc())
-            .options(selectinload(Case.event))
-        )
-    ).all()
+@router.get("/dead-letters", summary="Failed cases waiting for an operator, newest first, a page at a time")
+async def dead_letters(
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(max_length=200, description="the `next` of the previous page")] = None,
+) -> dict[str, Any]:
+    try:
+        position = reads.parse_cursor(after) if after else None
+    except ValueError:
+        raise Problem(422, "after is not a cursor this service handed out") from None
+    page = await reads.dead_letter_page(session, limit, position)
     return {
         "dead_letters": [
             {
@@ -229,8 +204,9 @@ async def dead_letters(session: ReadSession) -> dict[str, Any]:
                 "type": c.event.type,
                 "failed_at": _iso(c.finished_at),
             }
-            for c in cases
-        ]
+            for c in page.cases
+        ],
+        "next": page.next,
     }
 
 

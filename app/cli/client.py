@@ -75,7 +75,8 @@ def _when(value: str | None) -> str:
 
 def _print_case(case: dict[str, Any]) -> None:
     extra = f" — {case['error']}" if case["error"] else (f" — {case['outcome']}" if case.get("outcome") else "")
-    typer.echo(f"  case {case['case_id']} on {case['target']}: {case['state']}{extra}")
+    dry = " (dry run: nothing submitted)" if case.get("dry_run") else ""
+    typer.echo(f"  case {case['case_id']} on {case['target']}: {case['state']}{dry}{extra}")
     for item in case["items"]:
         via = " via role" if item["granted_by"] == "role" else ""
         typer.echo(
@@ -125,13 +126,16 @@ def users_cmd(key: USER_KEY, url: URL = DEFAULT_URL) -> None:
 
 @client_app.command("attention")
 def attention_cmd(url: URL = DEFAULT_URL) -> None:
-    """What waits for an operator: held and uncertain items, dead letters."""
+    """What waits for an operator: blast-radius guard batches, held and uncertain items, dead letters."""
+    held = _call("GET", url, "/status/guard")["held"]
+    for batch in held:
+        print_batch(batch)
     data = _call("GET", url, "/status/attention")
     for item in data["items"]:
         typer.echo(f"{item['state']:<10} item {item['id']:<6} {item['user']:<20} {item['name']} ({item['why']})")
     for case in data["dead_letters"]:
         typer.echo(f"{'failed':<10} case {case['case_id']:<6} {case['user']:<20} {case['target']}: {case['error']}")
-    if not data["items"] and not data["dead_letters"]:
+    if not held and not data["items"] and not data["dead_letters"]:
         typer.echo("nothing waits for an operator")
 
 
@@ -166,3 +170,42 @@ def retry_cmd(case: int, reason: REASON = "retried from the CLI", url: URL = DEF
 def cancel_cmd(case: int, reason: REQUIRED_REASON, url: URL = DEFAULT_URL) -> None:
     """Cancel every removal of a case not yet sent to the IGA."""
     _action("cases", "cancel", case, reason, url)
+
+
+def print_batch(batch: dict[str, Any]) -> None:
+    """A guard batch, loud when it waits: its size and first events."""
+    head = "GUARD HELD" if batch["state"] == "held" else f"guard {batch['state']}"
+    limit = f"more than {batch['max_leavers']} leavers within {batch['window_seconds']:g}s"
+    typer.echo(
+        f"{head}: batch {batch['id']} on {batch['target']}: {batch['waiting']} of {batch['cases']} cases waiting "
+        f"({limit}, since {_when(batch['tripped_at'])})"
+    )
+    for first in batch["first_events"]:
+        typer.echo(f"    case {first['case_id']:<6} {first['type']:<16} {first['user'] or '-':<20} {first['event_id']}")
+    if batch["decided_by"]:
+        typer.echo(f"    {batch['state']} by {batch['decided_by']} at {_when(batch['decided_at'])}: {batch['reason']}")
+
+
+guard_app = typer.Typer(help="The blast-radius guard: list, confirm or cancel held batches.", no_args_is_help=True)
+
+
+@guard_app.command("list")
+def guard_list(url: URL = DEFAULT_URL) -> None:
+    """Guard batches, waiting ones first."""
+    batches = _call("GET", url, "/status/guard")["batches"]
+    for batch in batches:
+        print_batch(batch)
+    if not batches:
+        typer.echo("the guard has never tripped")
+
+
+@guard_app.command("confirm")
+def guard_confirm(batch: int, reason: REQUIRED_REASON, url: URL = DEFAULT_URL) -> None:
+    """The leavers are real: every case of the batch proceeds to submission."""
+    _action("guard", "confirm", batch, reason, url)
+
+
+@guard_app.command("cancel")
+def guard_cancel(batch: int, reason: REQUIRED_REASON, url: URL = DEFAULT_URL) -> None:
+    """A bad feed: every case of the batch is cancelled; nothing is submitted."""
+    _action("guard", "cancel", batch, reason, url)

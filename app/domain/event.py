@@ -48,6 +48,8 @@ class LeaverEvent(BaseModel):
     user: EventUser
     target: str | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    #: Plan and record everything, submit nothing (beside the global and per-target settings).
+    dry_run: bool = False
 
     @field_validator("occurred_at", "effective_at")
     @classmethod

@@ -70,6 +70,14 @@ class BatchState(enum.StrEnum):
     FAILED = "failed"  # refused by the IGA, or settled as never sent
 
 
+class GuardState(enum.StrEnum):
+    """A blast-radius guard batch: the cases of one target held when too many leavers arrived."""
+
+    HELD = "held"  # waiting for an operator; none of its cases submits anything
+    CONFIRMED = "confirmed"  # an operator let every case of it proceed
+    CANCELLED = "cancelled"  # an operator cancelled every case of it: nothing submitted
+
+
 #: Note on items failed only because their case failed; an operator retry plans them again.
 FAILED_BEFORE_SUBMISSION = "case failed before submission"
 

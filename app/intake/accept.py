@@ -102,7 +102,9 @@ async def commit(
     change): it is kept and deduplicated, and nothing is removed."""
     targets = targets_for(rt, event) if plan else []
     try:
-        stored = await store_event(rt.sessions, event, targets=targets, webhook_id=webhook_id, fmt=fmt)
+        stored = await store_event(
+            rt.sessions, event, targets=targets, webhook_id=webhook_id, fmt=fmt, dry_run_targets=rt.dry_run_targets()
+        )
     except (SQLAlchemyError, OSError) as exc:
         EVENTS_RECEIVED.labels("unavailable").inc()
         log.error("intake.store_failed", format=fmt, error=type(exc).__name__)

@@ -100,7 +100,9 @@ async def receive_event(request: Request, rt: RuntimeDep) -> JSONResponse:
     targets = targets_for(rt, event)
     check_identifiable(event, targets)
     try:
-        stored = await store_event(rt.sessions, event, targets=targets, webhook_id=webhook_id)
+        stored = await store_event(
+            rt.sessions, event, targets=targets, webhook_id=webhook_id, dry_run_targets=rt.dry_run_targets()
+        )
     except (SQLAlchemyError, OSError) as exc:
         EVENTS_RECEIVED.labels("unavailable").inc()
         log.error("intake.store_failed", error=type(exc).__name__)

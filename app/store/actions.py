@@ -9,10 +9,20 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain import CASE_TERMINAL, FAILED_BEFORE_SUBMISSION, ITEM_TERMINAL, BatchState, CaseState, ItemState
-from app.store.models import Case, IgaRequest, Job, PlanItem
+from app.domain import (
+    CASE_TERMINAL,
+    FAILED_BEFORE_SUBMISSION,
+    ITEM_TERMINAL,
+    BatchState,
+    CaseState,
+    GuardState,
+    ItemState,
+)
+from app.store import guard
+from app.store.models import Case, GuardBatch, IgaRequest, Job, PlanItem
 from app.store.queries import load_case
 from app.store.transitions import Transitions
+from app.store.wakeups import notify_work
 
 
 class Refused(Exception):
@@ -169,3 +179,40 @@ async def reverify_case(session: AsyncSession, case_id: int, actor: str, reason:
     changes.case(case, CaseState.VERIFYING, why)
     await _wake(session, case, changes)
     return {"case_id": case_id, "state": case.state, "items": [i.id for i in stale]}
+
+
+async def _held_batch(session: AsyncSession, batch_id: int) -> tuple[GuardBatch, list[Case]]:
+    batch = await session.get(GuardBatch, batch_id)
+    if batch is None:
+        raise Refused(404, f"no guard batch {batch_id}")
+    if batch.state != GuardState.HELD:
+        raise Refused(409, f"guard batch {batch_id} is already {batch.state} (by {batch.decided_by})")
+    ids = await session.scalars(
+        select(Case.id).where(Case.guard_batch_id == batch_id, Case.state.not_in(tuple(CASE_TERMINAL)))
+    )
+    return batch, [await load_case(session, case_id) for case_id in ids]
+
+
+async def confirm_guard(session: AsyncSession, batch_id: int, actor: str, reason: str) -> dict[str, Any]:
+    """The leavers are real: every case the guard held proceeds to submission."""
+    changes = Transitions(session, actor)
+    batch, cases = await _held_batch(session, batch_id)
+    changes.guard_decided(batch, GuardState.CONFIRMED, reason)
+    released = [c for c in cases if c.state == CaseState.PLANNED]
+    for case in released:
+        changes.case(case, CaseState.SUBMITTING, f"guard batch {batch_id} confirmed by {actor}: {reason}")
+        await _wake(session, case, changes)
+    await notify_work(session)
+    return {"batch_id": batch_id, "state": batch.state, "cases": len(released)}
+
+
+async def cancel_guard(session: AsyncSession, batch_id: int, actor: str, reason: str) -> dict[str, Any]:
+    """A bad feed: every case the guard held is cancelled and nothing of it is submitted."""
+    changes = Transitions(session, actor)
+    batch, cases = await _held_batch(session, batch_id)
+    changes.guard_decided(batch, GuardState.CANCELLED, reason)
+    for case in cases:
+        guard.cancel_with_batch(changes, case, batch)
+        if case.state in CASE_TERMINAL:
+            await _end_job(session, case)
+    return {"batch_id": batch_id, "state": batch.state, "cases": len(cases)}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,9 @@ from app.store.models import Base
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine tuned per dialect: SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE`
-    (so a write never fails half-way on a lock upgrade); PostgreSQL gets a checked pool."""
+    (so a write never fails half-way on a lock upgrade); PostgreSQL gets a pool without a
+    pre-ping per checkout (a round trip on every request): a dropped connection fails its statement
+    once, is invalidated, and is answered 503 or retried (intake) by the caller."""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
@@ -24,7 +30,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=echo,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_size=10,
         max_overflow=10,
         pool_timeout=10,
@@ -57,3 +63,19 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 
 __all__ = ["Base", "is_postgres", "make_engine", "make_sessionmaker"]
+
+
+_WRITE_SLOTS: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def write_slot(sessions: async_sessionmaker[AsyncSession]) -> AbstractAsyncContextManager[Any]:
+    """On SQLite, one of this process's write transactions at a time (per engine and event loop):
+    waiting in an asyncio queue is cheaper and fairer than many pooled connections retrying
+    `BEGIN IMMEDIATE` under the busy timeout. PostgreSQL writers run concurrently."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    per_loop = _WRITE_SLOTS.setdefault(engine.sync_engine, weakref.WeakKeyDictionary())
+    return per_loop.setdefault(asyncio.get_running_loop(), asyncio.Lock())

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -101,7 +102,10 @@ class Case(Base):
     """The work for one event on one IGA target."""
 
     __tablename__ = "cases"
-    __table_args__ = (UniqueConstraint("event_id", "target", name="uq_cases_event_target"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "target", name="uq_cases_event_target"),
+        Index("ix_cases_state_finished_at", "state", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
@@ -116,6 +120,8 @@ class Case(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     polls: Mapped[int] = mapped_column(default=0)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The blast-radius guard batch this case waits in (or waited in), if it tripped the guard.
+    guard_batch_id: Mapped[int | None] = mapped_column(ForeignKey("guard_batches.id"), index=True)
     #: When resolve began to list the user's access: sends of other cases after it may be missing
     #: from (or, done later, still in) this case's inventory.
     inventoried_at: Mapped[datetime | None]
@@ -170,6 +176,7 @@ class PlanItem(Base):
     """One access item of a case's plan: what policy decided, and what the IGA did about it."""
 
     __tablename__ = "plan_items"
+    __table_args__ = (Index("ix_plan_items_state_finished_at", "state", "finished_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -251,6 +258,34 @@ class RateBudget(Base):
 
     target: Mapped[str] = mapped_column(String(100), primary_key=True)
     next_free_at: Mapped[datetime]
+
+
+class GuardBatch(Base):
+    """Cases of one target held before any submission because more leavers arrived within the
+    guard window than allowed; an operator confirms (all proceed) or cancels (none is sent)."""
+
+    __tablename__ = "guard_batches"
+    #: At most one batch per target waits for an operator; a second trip joins it.
+    __table_args__ = (
+        Index(
+            "uq_guard_batches_one_held",
+            "target",
+            unique=True,
+            sqlite_where=text("state = 'held'"),
+            postgresql_where=text("state = 'held'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(100), index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    tripped_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The limit and window in force when it tripped, as shown to the operator.
+    max_leavers: Mapped[int]
+    window_seconds: Mapped[float]
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class OpsToken(Base):

@@ -8,13 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain import CASE_TERMINAL, ITEM_TERMINAL, AccessItem, BatchState, CaseState, ItemState
-from app.metrics import CASES_FINISHED, ITEMS_FINISHED, TIME_TO_REVOKE
-from app.store.models import Audit, Case, Event, IgaRequest, PlanItem, access_columns, utcnow
+from app.domain import CASE_TERMINAL, ITEM_TERMINAL, AccessItem, BatchState, CaseState, GuardState, ItemState
+from app.metrics import CASES_FINISHED, GUARD_TRIPS, ITEMS_FINISHED, TIME_TO_REVOKE
+from app.store.models import Audit, Case, Event, GuardBatch, IgaRequest, PlanItem, access_columns, utcnow
 
 log = structlog.get_logger(__name__)
+AUDIT: Table = Audit.__table__  # type: ignore[assignment]
+CASES: Table = Case.__table__  # type: ignore[assignment]
 
 
 class Transitions:
@@ -189,3 +192,47 @@ class Transitions:
         row.last_sent_at = self.now
         row.uncertain_since = None
         self.batch_remark(case, row, why)
+
+    # ------------------------------------------------------------ blast-radius guard
+
+    def guard_tripped(self, target: str, most: int, window_seconds: float, arrived: int) -> GuardBatch:
+        """Too many leavers on `target`: a batch that holds the further cases until an operator decides."""
+        batch = GuardBatch(
+            target=target,
+            state=GuardState.HELD,
+            tripped_at=self.now,
+            max_leavers=most,
+            window_seconds=window_seconds,
+        )
+        self.session.add(batch)
+        GUARD_TRIPS.labels(target).inc()
+        log.warning("guard.tripped", target=target, leavers=arrived, most=most, window_seconds=window_seconds)
+        return batch
+
+    def guard_hold(self, case: Case, batch: GuardBatch, why: str) -> None:
+        """A case waits in a guard batch: planned, nothing submitted."""
+        case.guard_batch_id = batch.id
+        self.case(case, CaseState.PLANNED, why)
+
+    def guard_decided(self, batch: GuardBatch, state: GuardState, reason: str) -> None:
+        """An operator confirmed or cancelled a guard batch."""
+        self.audit("guard", str(batch.id), batch.state, state, f"{state} by {self.actor}: {reason}", event_id=None)
+        batch.state = state
+        batch.decided_by, batch.decided_at, batch.reason = self.actor, self.now, reason
+
+
+async def receive(
+    session: AsyncSession, actor: str, now: datetime, event_id: str, why: str, cases: list[tuple[str, bool]]
+) -> list[int]:
+    """Intake's changes as Core statements (the request path runs no unit-of-work flush): the
+    event's `received` audit row and one `received` case per (target, dry run); the case IDs, in order."""
+    audit = {"at": now, "actor": actor, "entity": "event", "entity_id": event_id, "event_id": event_id}
+    await session.execute(insert(AUDIT), audit | {"before": None, "after": "received", "why": why})
+    if not cases:
+        return []
+    rows = [
+        {"event_id": event_id, "target": t, "state": CaseState.RECEIVED, "dry_run": dry, "created_at": now}
+        for t, dry in cases
+    ]
+    result = await session.execute(insert(CASES).returning(CASES.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())

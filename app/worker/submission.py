@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from app import faults
 from app.domain import (
+    CASE_TERMINAL,
     ITEM_TERMINAL,
     ITEM_UNSENT,
     BatchState,
@@ -27,6 +28,7 @@ from app.domain import (
 from app.iga.base import IgaClient, IgaPermanentError, IgaUncertainError
 from app.iga.http import write_deadline
 from app.runtime import Runtime
+from app.store import guard
 from app.store.models import IgaRequest, PlanItem, utcnow
 from app.store.queries import lock_person, newer_rehire, sent_elsewhere, unsent_item_ids
 from app.store.queue import Claim
@@ -36,6 +38,8 @@ from app.worker.unit import Resolved, Tx, lease_deadline, write
 async def step_submit(rt: Runtime, claim: Claim, snap: Resolved) -> None:
     """Submit every removal that is due, batch by batch; first settle any batch a crash or lost
     answer left in `sending`."""
+    if await _held_at_guard(rt, claim, snap):
+        return
     client = rt.client(snap.target)
     now = utcnow()
     for row in [r for r in snap.requests if r.state == BatchState.SENDING]:
@@ -55,6 +59,27 @@ async def step_submit(rt: Runtime, claim: Claim, snap: Resolved) -> None:
         tx.changes.case(tx.case, CaseState.TRACKING, "every due removal submitted")
         await tx.schedule(tx.now + timedelta(seconds=rt.settings.track_initial_seconds))
     faults.crash_point("after_submit")
+
+
+async def _held_at_guard(rt: Runtime, claim: Claim, snap: Resolved) -> bool:
+    """The blast-radius guard (`app.store.guard`): a held case waits, planned and without a job,
+    until an operator decides on its batch; a cancelled batch cancels it."""
+    most, window = rt.guard(snap.target)
+    if most <= 0 and snap.guard_batch_id is None:
+        return False
+    async with write(rt, claim) as tx:
+        verdict = await guard.check(tx.session, tx.changes, tx.case, most, window)
+        if verdict.batch is None:
+            return False
+        if verdict.cancelled:
+            guard.cancel_with_batch(tx.changes, tx.case, verdict.batch)
+        elif tx.case.state != CaseState.PLANNED:
+            why = f"held at the blast-radius guard in batch {verdict.batch.id}: an operator confirms or cancels it"
+            tx.changes.guard_hold(tx.case, verdict.batch, why)
+        if tx.case.state in CASE_TERMINAL or verdict.held:
+            await tx.schedule(None)
+            return True
+    return False
 
 
 async def _submit_batch(

@@ -79,6 +79,7 @@ class Snapshot:
     requests: list[IgaRequest]
     created_at: datetime
     dry_run: bool
+    guard_batch_id: int | None
 
     def resolved(self) -> Resolved | None:
         """The same snapshot with its user, once resolve has found them."""
@@ -113,4 +114,5 @@ async def snapshot(rt: Runtime, case_id: int) -> Snapshot:
             requests=requests,
             created_at=case.created_at,
             dry_run=case.dry_run,
+            guard_batch_id=case.guard_batch_id,
         )

@@ -83,9 +83,14 @@ def wait_for(condition: object, what: str, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    data = tmp_path_factory.mktemp("console-demo")
+    yield from run_demo(tmp_path_factory.mktemp("console-demo"))
+
+
+def run_demo(data: Path, **env_extra: str) -> Iterator[Demo]:
+    """`leaver serve --demo` as the README runs it, on a free port, until the generator closes."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAVER_")} | {"LEAVER_DATA_DIR": str(data)}
+    env |= env_extra
     log = (data / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--demo", "--port", str(port)], env=env, stdout=log, stderr=log
