@@ -24,6 +24,7 @@ from aiolimiter import AsyncLimiter
 
 from app.iga.base import IgaError, IgaNotSent, IgaPermanentError, IgaTransientError, IgaUncertainError
 from app.metrics import IGA_CALLS
+from app.settings import HttpSettings
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,13 @@ class HttpPolicy:
     max_retry_after: float = 120.0
     requests_per_second: float = 5.0
     max_concurrency: int = 4
+
+    @classmethod
+    def of(cls, h: HttpSettings, *, requests_per_second: float = 5.0, max_concurrency: int = 4) -> HttpPolicy:
+        """A target's `http` settings, with the system's own pace where the target sets none."""
+        rate, parallel = h.requests_per_second or requests_per_second, h.max_concurrency or max_concurrency
+        timeouts = (h.connect_timeout, h.read_timeout, h.attempts, h.retry_budget_seconds)
+        return cls(*timeouts, requests_per_second=rate, max_concurrency=parallel)
 
 
 class Auth(Protocol):

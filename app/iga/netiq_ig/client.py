@@ -84,14 +84,7 @@ class NetIqIgClient:
             timeout=o.token_timeout_seconds,
         )
         h = target.http
-        policy = HttpPolicy(
-            connect_timeout=h.connect_timeout,
-            read_timeout=h.read_timeout,
-            attempts=h.attempts,
-            retry_budget_seconds=h.retry_budget_seconds,
-            requests_per_second=h.requests_per_second or 5.0,
-            max_concurrency=h.max_concurrency or 4,
-        )
+        policy = HttpPolicy.of(h)
         self.http = IgaHttp(
             target.name, target.base_url, auth, policy, error_text=fault_text, transport=transport, verify=h.verify_tls
         )

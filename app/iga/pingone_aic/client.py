@@ -90,14 +90,7 @@ class PingOneAicClient:
     def __init__(self, target: TargetSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.options = _options(target)
         h = target.http
-        policy = HttpPolicy(
-            connect_timeout=h.connect_timeout,
-            read_timeout=h.read_timeout,
-            attempts=h.attempts,
-            retry_budget_seconds=h.retry_budget_seconds,
-            requests_per_second=h.requests_per_second or REQUESTS_PER_SECOND,
-            max_concurrency=h.max_concurrency or MAX_CONCURRENCY,
-        )
+        policy = HttpPolicy.of(h, requests_per_second=REQUESTS_PER_SECOND, max_concurrency=MAX_CONCURRENCY)
         auth = build_auth(target, self.options)
         self.http = IgaHttp(
             target.name, target.base_url, auth, policy, error_text=error_text, transport=transport, verify=h.verify_tls

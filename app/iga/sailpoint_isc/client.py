@@ -69,15 +69,8 @@ class SailPointIscClient:
             },
             early=TOKEN_RENEW_EARLY,
         )
-        h, default = target.http, HttpPolicy()
-        policy = HttpPolicy(
-            connect_timeout=h.connect_timeout,
-            read_timeout=h.read_timeout,
-            attempts=h.attempts,
-            retry_budget_seconds=h.retry_budget_seconds,
-            requests_per_second=h.requests_per_second or REQUESTS_PER_SECOND,
-            max_concurrency=h.max_concurrency or default.max_concurrency,
-        )
+        h = target.http
+        policy = HttpPolicy.of(h, requests_per_second=REQUESTS_PER_SECOND)
         self.http = IgaHttp(
             target.name,
             target.base_url,
