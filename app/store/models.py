@@ -318,7 +318,8 @@ class Job(Base):
     """The queue: one row per open case. A worker owns it while `lease_until` is in the future."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "run_at"),)
+    #: IDs are never reused (a claim names its job by ID): AUTOINCREMENT on SQLite, a sequence on PostgreSQL.
+    __table_args__ = (Index("ix_jobs_due", "run_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)

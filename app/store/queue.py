@@ -55,7 +55,7 @@ async def fence(session: AsyncSession, claim: Claim, lease: float) -> None:
     """Inside a write transaction: prove we still hold the job (and extend the lease)."""
     result = await session.execute(
         update(Job)
-        .where(Job.id == claim.job_id, Job.claims == claim.token)
+        .where(Job.id == claim.job_id, Job.case_id == claim.case_id, Job.claims == claim.token)
         .values(lease_until=utcnow() + timedelta(seconds=lease))
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -75,12 +75,17 @@ async def renew(sessions: async_sessionmaker[AsyncSession], claim: Claim, lease:
     async with sessions() as session, session.begin():
         result = await session.execute(
             update(Job)
-            .where(Job.id == claim.job_id, Job.claims == claim.token, Job.lease_until.is_not(None))
+            .where(
+                Job.id == claim.job_id,
+                Job.case_id == claim.case_id,
+                Job.claims == claim.token,
+                Job.lease_until.is_not(None),
+            )
             .values(lease_until=utcnow() + timedelta(seconds=lease))
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return Renewal.RENEWED
-        claims = await session.scalar(select(Job.claims).where(Job.id == claim.job_id))
+        claims = await session.scalar(select(Job.claims).where(Job.id == claim.job_id, Job.case_id == claim.case_id))
     return Renewal.FREED if claims is None or claims == claim.token else Renewal.LOST
 
 
@@ -90,4 +95,8 @@ async def release(sessions: async_sessionmaker[AsyncSession], claim: Claim, run_
         values: dict[str, object] = {"lease_owner": None, "lease_until": None}
         if run_at is not None:
             values["run_at"] = run_at
-        await session.execute(update(Job).where(Job.id == claim.job_id, Job.claims == claim.token).values(**values))
+        await session.execute(
+            update(Job)
+            .where(Job.id == claim.job_id, Job.case_id == claim.case_id, Job.claims == claim.token)
+            .values(**values)
+        )

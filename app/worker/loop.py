@@ -74,7 +74,7 @@ async def run_case(rt: Runtime, claim: Claim) -> None:
             return
         async with rt.sessions() as session:
             job = await session.get(Job, claim.job_id)
-        if job is None or job.run_at > utcnow():
+        if job is None or job.case_id != claim.case_id or job.run_at > utcnow():
             return
 
 
