@@ -17,12 +17,23 @@ from app.domain import EventType, LeaverEvent
 from app.intake.mapping import map_user
 from app.intake.sources import Source
 from app.metrics import EVENTS_RECEIVED
+from app.problems import problem_responses
 from app.runtime import Runtime
 from app.store.intake import Stored, store_event
 from app.store.models import Event
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER = "5"
+
+
+def accepted_responses(*problems: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of a route that stores an event: 202 once, 200 for a redelivery."""
+    example = {"event_id": "ev_019ab3c4d5e6f7a8b9c0d1e2f3a4", "duplicate": False}
+    return {
+        202: {"description": "Stored; processing starts", "content": {"application/json": {"example": example}}},
+        200: {"description": "Already received: the first delivery's event_id"},
+        **problem_responses(*problems),
+    }
 
 
 class Unacceptable(ValueError):
@@ -72,21 +83,23 @@ def build_event(
 
 
 def targets_for(rt: Runtime, event: LeaverEvent) -> list[str]:
-    """The IGA targets the event goes to, as the generic route decides them."""
+    """The IGA targets the event goes to, for every intake route."""
     names = rt.target_names()
     if event.target is None:
         if not names:
             raise Unacceptable("no IGA target is configured")
         chosen = names
     elif event.target not in names:
-        raise Unacceptable(f"unknown target {event.target!r}")
+        raise Unacceptable(f"unknown target {event.target!r}; configured targets: {', '.join(names)}")
     else:
         chosen = [event.target]
     u = event.user
-    if not (u.dn or u.username or u.email or u.employee_id):
+    if not (u.dn or u.username or u.email or u.employee_id):  # known only by IGA IDs: one per target
         missing = [t for t in chosen if t not in u.ids]
         if missing:
-            raise Unacceptable(f"user: no identifier for target(s) {', '.join(missing)}")
+            raise Unacceptable(
+                f"user: no identifier for target(s) {', '.join(missing)}; user.ids names {sorted(u.ids)}"
+            )
     return chosen
 
 

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import RuntimeDep
 from app.intake import jwks
-from app.intake.accept import RETRY_AFTER, Unacceptable, Unavailable, build_event, commit, refused
+from app.intake.accept import RETRY_AFTER, Unacceptable, Unavailable, accepted_responses, build_event, commit, refused
 from app.intake.jsonbody import BodyError, BodyTooLarge, loads_strict, media_type, read_limited
 from app.intake.sources import EntraOptions, JwtOptions, Source, Sources, SourcesDep, offered_credentials
-from app.problems import Problem, problem_responses
+from app.problems import Problem
 
 router = APIRouter(tags=["intake: Microsoft Entra ID"])
 #: The only Graph path leaver ever posts to on a sender's behalf.
@@ -29,7 +29,6 @@ CALLBACK = re.compile(
     r"/taskProcessingResults/[\w-]{1,64}/resume$"
 )
 CLOCK_SKEW = 120
-_ACCEPTED = {"event_id": "ev_019ab3c4d5e6f7a8b9c0d1e2f3a4", "duplicate": False}
 
 
 @router.post(
@@ -38,11 +37,7 @@ _ACCEPTED = {"event_id": "ev_019ab3c4d5e6f7a8b9c0d1e2f3a4", "duplicate": False}
     summary="Receive a Lifecycle Workflows custom task extension call (via its Logic App)",
     description="The `lifecycleEvent` body of a custom task extension, forwarded by its Logic App with "
     "`Authorization: Bearer <secret or Entra token>`. See docs/intake.md.",
-    responses={
-        202: {"description": "Stored; processing starts", "content": {"application/json": {"example": _ACCEPTED}}},
-        200: {"description": "Already received: the first delivery's event_id"},
-        **problem_responses(401, 413, 415, 422, 503),
-    },
+    responses=accepted_responses(401, 413, 415, 422, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def receive_task(request: Request, rt: RuntimeDep, sources: SourcesDep) -> JSONResponse:

@@ -15,16 +15,15 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import RuntimeDep
 from app.domain import EventType, LeaverEvent
-from app.intake.accept import RETRY_AFTER, Unacceptable, Unavailable, build_event, commit, refused
+from app.intake.accept import RETRY_AFTER, Unacceptable, Unavailable, accepted_responses, build_event, commit, refused
 from app.intake.jsonbody import BodyError, BodyTooLarge, loads_strict, media_type, read_limited
 from app.intake.mapping import Expr, Path
 from app.intake.signature import SignatureError, verify
 from app.intake.sources import CompiledMapping, Source, SourcesDep, offered_credentials
-from app.problems import Problem, problem_responses
+from app.problems import Problem
 
 router = APIRouter(tags=["intake: mapped JSON"])
 TYPES: tuple[EventType, ...] = ("user.disabled", "user.terminated", "user.enabled")
-_ACCEPTED = {"event_id": "ev_019ab3c4d5e6f7a8b9c0d1e2f3a4", "duplicate": False}
 
 
 @router.post(
@@ -33,11 +32,7 @@ _ACCEPTED = {"event_id": "ev_019ab3c4d5e6f7a8b9c0d1e2f3a4", "duplicate": False}
     summary="Receive a sender's own JSON, mapped to an event by the source's settings",
     description="For NetIQ/OpenText IDM's REST driver or any script: see docs/intake.md for the mapping. "
     "Authenticated by `Authorization: Bearer`, Basic, or a Standard Webhooks signature.",
-    responses={
-        202: {"description": "Stored; processing starts", "content": {"application/json": {"example": _ACCEPTED}}},
-        200: {"description": "Already received: the first delivery's event_id"},
-        **problem_responses(401, 404, 413, 415, 422, 503),
-    },
+    responses=accepted_responses(401, 404, 413, 415, 422, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def receive_mapped(source: str, request: Request, rt: RuntimeDep, sources: SourcesDep) -> JSONResponse:
