@@ -32,6 +32,7 @@ from app.iga.base import (
     UserNotFound,
 )
 from app.iga.http import HttpPolicy, IgaHttp, json_object
+from app.iga.lookup import first_single
 from app.iga.pingone_aic.auth import build_auth
 from app.iga.pingone_aic.options import PingOneAicOptions
 from app.iga.pingone_aic.wire import (
@@ -133,18 +134,11 @@ class PingOneAicClient:
                 return user_from_doc(docs[0], self.options)
             raise UserNotFound(f"no AIC managed user {ids.iga_id}")
         given = {"employee_id": ids.employee_id, "username": ids.username, "dn": ids.dn, "email": ids.email}
-        ambiguous: list[str] = []
-        for key in self.options.lookup_order:
-            wanted = given[key]
-            if not wanted:
-                continue
-            docs = await self._candidates(key, wanted)
-            if len(docs) == 1:
-                return user_from_doc(docs[0], self.options)
-            if docs:
-                ambiguous.append(key)
-        if ambiguous:
-            raise AmbiguousUser(f"several AIC users match the event's {' and '.join(ambiguous)}")
+        found, several = await first_single(self.options.lookup_order, given.get, self._candidates)
+        if found is not None:
+            return user_from_doc(found, self.options)
+        if several:
+            raise AmbiguousUser(f"several AIC users match the event's {' and '.join(key for key, _ in several)}")
         tried = ", ".join(sorted(k for k, v in given.items() if v)) or "no identifiers"
         raise UserNotFound(f"no AIC managed user matches the event ({tried})")
 

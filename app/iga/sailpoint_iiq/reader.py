@@ -11,6 +11,7 @@ from typing import Any
 from app.domain import AccessItem, IgaUser, UserIdentifiers
 from app.iga.base import AmbiguousUser, IgaPermanentError, UserNotFound
 from app.iga.http import IgaHttp
+from app.iga.lookup import first_single
 from app.iga.sailpoint_iiq.options import SailPointIiqOptions
 from app.iga.sailpoint_iiq.wire import (
     CORE_USER,
@@ -86,20 +87,16 @@ class IiqReader:
                 return to_user(await self.user(ids.iga_id))
             except UserNotFound:
                 pass  # a stale direct ID: the other identifiers may still name the user
-        ambiguous: list[str] = []
-        for key in self.options.lookup_order:
-            value = getattr(ids, key)
-            if not value:
-                continue
-            docs = await (self._by_dn(value) if key == "dn" else self._by_filter(key, value))
-            if len(docs) == 1:
-                return to_user(docs[0])
-            if docs:
-                ambiguous.append(f"{key} matches {len(docs)} identities")
-        if ambiguous:
-            raise AmbiguousUser("; ".join(ambiguous))
+        found, several = await first_single(self.options.lookup_order, lambda k: getattr(ids, k), self._candidates)
+        if found is not None:
+            return to_user(found)
+        if several:
+            raise AmbiguousUser("; ".join(f"{key} matches {n} identities" for key, n in several))
         tried = ", ".join(k for k in ("iga_id", *self.options.lookup_order) if getattr(ids, k))
         raise UserNotFound(f"no IIQ identity matches {tried or 'the event (no identifiers)'}")
+
+    async def _candidates(self, key: str, value: str) -> list[dict[str, Any]]:
+        return await (self._by_dn(value) if key == "dn" else self._by_filter(key, value))
 
     async def _by_filter(self, key: str, value: str) -> list[dict[str, Any]]:
         """Users whose username, email or employee number equals `value` (checked again here,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from app.domain import AccessItem, IgaStatus, IgaUser, RemovalRequest, RequestRef, RequestState, UserIdentifiers
 from app.iga.base import AmbiguousUser, IgaPermanentError, IgaUncertainError, UserNotFound
 from app.iga.http import HttpPolicy, IgaHttp, OAuth2Token
+from app.iga.lookup import first_single
 from app.iga.sailpoint_isc.assign import alone, resolve, targets
 from app.iga.sailpoint_isc.options import SEARCH_WINDOW, SailPointIscOptions
 from app.iga.sailpoint_isc.wire import (
@@ -131,18 +132,11 @@ class SailPointIscClient:
                 return to_user(await self._identity(ids.iga_id))
             except UserNotFound:
                 pass  # a stale direct ID: the other identifiers may still name the user
-        ambiguous: list[str] = []
-        for key in self.options.lookup_order:
-            value = getattr(ids, key)
-            if not value:
-                continue
-            docs = await self._candidates(key, value)
-            if len(docs) == 1:
-                return to_user(docs[0])
-            if docs:
-                ambiguous.append(f"{key} matches {len(docs)} identities")
-        if ambiguous:
-            raise AmbiguousUser("; ".join(ambiguous))
+        found, several = await first_single(self.options.lookup_order, lambda k: getattr(ids, k), self._candidates)
+        if found is not None:
+            return to_user(found)
+        if several:
+            raise AmbiguousUser("; ".join(f"{key} matches {n} identities" for key, n in several))
         tried = ", ".join(k for k in ("iga_id", *self.options.lookup_order) if getattr(ids, k))
         raise UserNotFound(f"no ISC identity matches {tried or 'the event (no identifiers)'}")
 
