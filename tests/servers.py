@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -36,3 +37,21 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Passes every call through to the real server and keeps (request, response, body), so a test
+    can check each exchange afterwards (against a vendor's OpenAPI description, say)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.calls: list[tuple[httpx.Request, httpx.Response, bytes]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        self.calls.append((request, response, content))
+        return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

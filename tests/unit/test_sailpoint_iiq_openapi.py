@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 import yaml
 from openapi_core import Config, OpenAPI
@@ -36,7 +35,7 @@ from app.iga.sailpoint_iiq import SailPointIiqClient
 from app.settings import HttpSettings
 from app.simulator.base import FaultRule, Faults
 from app.simulator.sailpoint_iiq import IiqSimulator, create_app, demo_target
-from tests.servers import serve_in_thread
+from tests.servers import Recorder, serve_in_thread
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "sailpoint-iiq-scim.yaml"
 HOST = "http://localhost:8080"
@@ -90,23 +89,6 @@ def mock_request(method: str, path: str, query: str, body: Any) -> MockRequest:
         data=json.dumps(body).encode() if body is not None else None,
         content_type="application/scim+json" if body is not None else "application/json",
     )
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """Passes every call through and keeps (request, response, body) for the checks."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.calls: list[tuple[httpx.Request, httpx.Response, bytes]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        content = await response.aread()
-        self.calls.append((request, response, content))
-        return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.fixture()

@@ -36,7 +36,7 @@ from app.simulator.sailpoint_isc import (
     create_app,
     demo_target,
 )
-from tests.servers import serve_in_thread
+from tests.servers import Recorder, serve_in_thread
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "sailpoint-isc-v3.yaml"
 HOST = "https://sailpoint.api.identitynow.com"
@@ -85,23 +85,6 @@ def check_response(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openapi-core does not know oauth2 security schemes
         api.validate_response(request, response)
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """Passes every call through and keeps (request, response) for the checks."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.calls: list[tuple[httpx.Request, httpx.Response, bytes]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        content = await response.aread()
-        self.calls.append((request, response, content))
-        return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.fixture()
