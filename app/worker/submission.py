@@ -65,8 +65,8 @@ async def _held_at_guard(rt: Runtime, claim: Claim, snap: Resolved) -> bool:
     """The blast-radius guard (`app.store.guard`): a held case waits, planned and without a job,
     until an operator decides on its batch; a cancelled batch cancels it."""
     most, window = rt.guard(snap.target)
-    if most <= 0 and snap.guard_batch_id is None:
-        return False
+    if snap.guard_batch_id is None and (most <= 0 or snap.requests):
+        return False  # no guard, or the case passed it before it sent anything (a verdict never turns)
     async with write(rt, claim) as tx:
         verdict = await guard.check(tx.session, tx.changes, tx.case, most, window)
         if verdict.batch is None:
